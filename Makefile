@@ -1,0 +1,54 @@
+# Dartmouth: `make run` builds and starts the gateway on embedded defaults; `make test` installs
+# what the tests need when it is missing, then runs them. Under CI=true a missing test
+# dependency is an error, never a skip.
+
+GO        ?= go
+BIN       := bin/dartmouth
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+TESTFLAGS ?= -race -count=1 -timeout 15m
+# Optional local speech engines (espeak-ng, flite, pocketsphinx) installed by `make run` when
+# possible; set DARTMOUTH_INSTALL_SPEECH=0 to skip.
+DARTMOUTH_INSTALL_SPEECH ?= 1
+
+.PHONY: run build test test-deps lint bench speech-engines clean
+
+run: build speech-engines
+	exec "$(abspath $(BIN))" serve
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/dartmouth
+
+# Best effort: the gateway runs without them (native and cloud tiers), so a failure only warns.
+speech-engines:
+	@if [ "$(DARTMOUTH_INSTALL_SPEECH)" = "1" ] && ! command -v espeak-ng >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing local speech engines (espeak-ng, flite, pocketsphinx)..."; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng flite pocketsphinx pocketsphinx-en-us >/dev/null) \
+	      || echo "warning: could not install the local speech engines; the local voice tier stays off"; \
+	  else \
+	    echo "note: local speech engines not installed (needs root and apt-get); the local voice tier stays off"; \
+	  fi; \
+	fi
+
+# Tools the tests need. Locally a missing one is installed when possible; under CI=true it must
+# be installable or the run fails.
+test-deps:
+	@command -v $(GO) >/dev/null 2>&1 || { echo "error: go is not installed (need Go 1.24+)"; exit 1; }
+	@command -v gcc >/dev/null 2>&1 || { \
+	  echo "installing gcc (needed by the race detector)..."; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null) || { echo "error: gcc missing and could not be installed"; exit 1; }; }
+
+test: test-deps lint
+	$(GO) test $(TESTFLAGS) ./...
+
+lint:
+	@out=$$(gofmt -l cmd gateway voice agents session web); \
+	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,351 @@
+package agents
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/dartmouth-gw/dartmouth/agents/llm"
+	"github.com/dartmouth-gw/dartmouth/agents/nlu"
+	"github.com/dartmouth-gw/dartmouth/session"
+)
+
+// Errors a turn can fail with before it starts; the gateway maps each to a status and code.
+var (
+	ErrAgentNotFound   = errors.New("agent not found")
+	ErrSessionNotFound = errors.New("session not found")
+	// ErrSessionAgent is returned when a session is continued with another agent than its own.
+	ErrSessionAgent = errors.New("session belongs to another agent")
+)
+
+// ValidationError is bad input from the client.
+type ValidationError struct {
+	Field   string
+	Message string
+}
+
+func (e *ValidationError) Error() string { return e.Field + ": " + e.Message }
+
+// EngineConfig configures the Engine.
+type EngineConfig struct {
+	// Store persists sessions and messages. Required.
+	Store session.Store
+	// Registry holds the agents. Required.
+	Registry *Registry
+	// LLM is the provider (usually a chain) agents answer with. Required.
+	LLM llm.Provider
+	// Clock times turns. Default session.SystemClock.
+	Clock session.Clock
+	// Logger receives turn failures. Default slog.Default().
+	Logger *slog.Logger
+	// HistoryMessages is how many earlier messages are given to the agent. Default 20.
+	HistoryMessages int
+	// MaxMessageChars bounds a user message. Default 8000.
+	MaxMessageChars int
+}
+
+// Engine runs turns.
+type Engine struct {
+	cfg EngineConfig
+}
+
+// NewEngine checks the config and fills defaults.
+func NewEngine(cfg EngineConfig) (*Engine, error) {
+	if cfg.Store == nil || cfg.Registry == nil || cfg.LLM == nil {
+		return nil, errors.New("agents: engine needs a store, a registry and an LLM")
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = session.SystemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.HistoryMessages <= 0 {
+		cfg.HistoryMessages = 20
+	}
+	if cfg.MaxMessageChars <= 0 {
+		cfg.MaxMessageChars = 8000
+	}
+	return &Engine{cfg: cfg}, nil
+}
+
+// Registry returns the engine's agents.
+func (e *Engine) Registry() *Registry { return e.cfg.Registry }
+
+// Request is one user message to an agent.
+type Request struct {
+	AgentID string
+	Message string
+	// SessionID continues a conversation; empty starts a new one.
+	SessionID string
+	// UserID owns the session; empty means session.AnonymousUserID.
+	UserID  string
+	Context map[string]any
+}
+
+// Tokens is the usage of a turn as clients see it.
+type Tokens struct {
+	Input       int64 `json:"input"`
+	CachedInput int64 `json:"cachedInput"`
+	Output      int64 `json:"output"`
+}
+
+// Metadata describes how a reply was produced.
+type Metadata struct {
+	Provider         string  `json:"provider"`
+	Model            string  `json:"model"`
+	Tokens           Tokens  `json:"tokens"`
+	Cost             float64 `json:"cost"`
+	Cached           bool    `json:"cached"`
+	ProcessingMs     int64   `json:"processingMs"`
+	IntentConfidence float64 `json:"intentConfidence"`
+	// Interrupted is set when the reply was cut short (client gone, turn cancelled).
+	Interrupted bool `json:"interrupted,omitempty"`
+}
+
+// Result is a finished turn.
+type Result struct {
+	SessionID string        `json:"sessionId"`
+	MessageID string        `json:"messageId"`
+	Content   string        `json:"content"`
+	Intent    string        `json:"intent"`
+	Sentiment nlu.Sentiment `json:"sentiment"`
+	Metadata  Metadata      `json:"metadata"`
+}
+
+// Turn is a started exchange: the session is resolved and the user's message is stored.
+type Turn struct {
+	engine     *Engine
+	agent      Agent
+	req        Request
+	sess       session.Session
+	history    []llm.Message
+	started    time.Time
+	newSession bool
+}
+
+// SessionID is the turn's session.
+func (t *Turn) SessionID() string { return t.sess.ID }
+
+// NewSession reports whether the turn opened its session.
+func (t *Turn) NewSession() bool { return t.newSession }
+
+var userIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.@:-]{1,128}$`)
+
+// Conversation names who talks to which agent in which session.
+type Conversation struct {
+	AgentID string
+	// SessionID continues a conversation; empty starts a new one.
+	SessionID string
+	// UserID owns the session; empty means session.AnonymousUserID.
+	UserID string
+}
+
+func (c *Conversation) validate(reg *Registry) error {
+	c.AgentID = strings.TrimSpace(c.AgentID)
+	c.SessionID = strings.TrimSpace(c.SessionID)
+	c.UserID = strings.TrimSpace(c.UserID)
+	if c.AgentID == "" {
+		return &ValidationError{Field: "agentId", Message: "is required"}
+	}
+	if c.UserID != "" && !userIDPattern.MatchString(c.UserID) {
+		return &ValidationError{Field: "userId", Message: "must be 1-128 letters, digits or _.@:-"}
+	}
+	if len(c.SessionID) > 128 {
+		return &ValidationError{Field: "sessionId", Message: "is too long"}
+	}
+	if _, ok := reg.Get(c.AgentID); !ok {
+		return fmt.Errorf("%w: %q", ErrAgentNotFound, c.AgentID)
+	}
+	if c.UserID == "" {
+		c.UserID = session.AnonymousUserID
+	}
+	return nil
+}
+
+// validateMessage checks a user message against the engine's limits.
+func (e *Engine) validateMessage(msg string) error {
+	if strings.TrimSpace(msg) == "" {
+		return &ValidationError{Field: "message", Message: "is required"}
+	}
+	if !utf8.ValidString(msg) {
+		return &ValidationError{Field: "message", Message: "is not valid UTF-8"}
+	}
+	if n := utf8.RuneCountInString(msg); n > e.cfg.MaxMessageChars {
+		return &ValidationError{Field: "message", Message: fmt.Sprintf("has %d characters, over the limit of %d", n, e.cfg.MaxMessageChars)}
+	}
+	return nil
+}
+
+// OpenSession resumes the conversation's session, or creates one when it names none. created
+// reports which.
+func (e *Engine) OpenSession(ctx context.Context, conv Conversation) (sess session.Session, created bool, err error) {
+	if err := conv.validate(e.cfg.Registry); err != nil {
+		return session.Session{}, false, err
+	}
+	store := e.cfg.Store
+	if _, err := store.EnsureUser(ctx, conv.UserID, ""); err != nil {
+		return session.Session{}, false, fmt.Errorf("open session: %w", err)
+	}
+	if conv.SessionID == "" {
+		sess = session.Session{ID: session.NewID("ses"), UserID: conv.UserID, AgentID: conv.AgentID}
+		if err := store.CreateSession(ctx, sess); err != nil {
+			return session.Session{}, false, fmt.Errorf("open session: %w", err)
+		}
+		return sess, true, nil
+	}
+	sess, err = store.GetSession(ctx, conv.UserID, conv.SessionID)
+	if errors.Is(err, session.ErrNotFound) {
+		return session.Session{}, false, fmt.Errorf("%w: %q", ErrSessionNotFound, conv.SessionID)
+	}
+	if err != nil {
+		return session.Session{}, false, fmt.Errorf("open session: %w", err)
+	}
+	if sess.AgentID != conv.AgentID {
+		return session.Session{}, false, fmt.Errorf("%w: session %q is with %q", ErrSessionAgent, sess.ID, sess.AgentID)
+	}
+	return sess, false, nil
+}
+
+// Start opens or resumes the session and stores the user's message, so what the user said is
+// kept whatever happens to the reply.
+func (e *Engine) Start(ctx context.Context, req Request) (*Turn, error) {
+	if err := e.validateMessage(req.Message); err != nil {
+		return nil, err
+	}
+	sess, created, err := e.OpenSession(ctx, Conversation{AgentID: req.AgentID, SessionID: req.SessionID, UserID: req.UserID})
+	if err != nil {
+		return nil, err
+	}
+	agent, _ := e.cfg.Registry.Get(sess.AgentID)
+	req.AgentID, req.SessionID, req.UserID = sess.AgentID, sess.ID, sess.UserID
+	t := &Turn{engine: e, agent: agent, req: req, sess: sess, newSession: created, started: e.cfg.Clock.Now()}
+	if !created {
+		msgs, err := e.cfg.Store.ListMessages(ctx, sess.UserID, sess.ID, e.cfg.HistoryMessages)
+		if err != nil {
+			return nil, fmt.Errorf("start turn: %w", err)
+		}
+		for _, m := range msgs {
+			if m.Role == session.RoleUser || m.Role == session.RoleAssistant {
+				t.history = append(t.history, llm.Message{Role: m.Role, Content: m.Content})
+			}
+		}
+	}
+	if err := e.cfg.Store.AppendMessage(ctx, session.Message{
+		ID: session.NewID("msg"), SessionID: sess.ID, Role: session.RoleUser, Content: req.Message,
+		Metadata: map[string]any{"context": req.Context},
+	}); err != nil {
+		return nil, fmt.Errorf("start turn: store user message: %w", err)
+	}
+	return t, nil
+}
+
+// Run streams the agent's reply to onDelta as it is generated and stores it. If onDelta fails
+// (the client left) or ctx ends, the provider call is cancelled and what was generated so far
+// is stored, marked interrupted.
+func (t *Turn) Run(ctx context.Context, onDelta func(text string) error) (Result, error) {
+	e := t.engine
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	res := Result{SessionID: t.sess.ID, MessageID: session.NewID("msg")}
+	reply, err := t.agent.Respond(ctx, Input{
+		SessionID: t.sess.ID, UserID: t.req.UserID, Message: t.req.Message,
+		History: t.history, Context: t.req.Context, LLM: e.cfg.LLM,
+	})
+	if err != nil {
+		return res, t.fail(ctx, fmt.Errorf("agent %s: %w", t.req.AgentID, err))
+	}
+	res.Intent, res.Sentiment = reply.Intent.Name, reply.Sentiment
+	res.Metadata.IntentConfidence = reply.Intent.Confidence
+	var content strings.Builder
+	var runErr error
+	for chunk, err := range reply.Stream {
+		if err != nil {
+			runErr = err
+			break
+		}
+		if chunk.Provider != "" {
+			res.Metadata.Provider = chunk.Provider
+		}
+		if chunk.Model != "" {
+			res.Metadata.Model = chunk.Model
+		}
+		if chunk.Usage != nil {
+			res.Metadata.Tokens = Tokens{Input: chunk.Usage.InputTokens, CachedInput: chunk.Usage.CachedInputTokens, Output: chunk.Usage.OutputTokens}
+			res.Metadata.Cost = Cost(res.Metadata.Model, *chunk.Usage)
+		}
+		if chunk.Text == "" {
+			continue
+		}
+		content.WriteString(chunk.Text)
+		if err := onDelta(chunk.Text); err != nil {
+			runErr = fmt.Errorf("deliver reply: %w", err)
+			break
+		}
+	}
+	if runErr == nil {
+		runErr = ctx.Err()
+	}
+	res.Content = content.String()
+	if res.Metadata.Provider == "" {
+		res.Metadata.Provider = e.cfg.LLM.Name()
+	}
+	res.Metadata.ProcessingMs = e.cfg.Clock.Now().Sub(t.started).Milliseconds()
+	if runErr != nil {
+		if res.Content == "" {
+			return res, t.fail(ctx, runErr)
+		}
+		res.Metadata.Interrupted = true
+	}
+	// The reply is stored even when the client has gone: it was generated and paid for.
+	persistCtx := context.WithoutCancel(ctx)
+	if err := e.cfg.Store.AppendMessage(persistCtx, session.Message{
+		ID: res.MessageID, SessionID: t.sess.ID, Role: session.RoleAssistant, Content: res.Content,
+		Metadata: map[string]any{
+			"agentId": t.req.AgentID, "intent": res.Intent, "sentiment": res.Sentiment.Label,
+			"provider": res.Metadata.Provider, "model": res.Metadata.Model, "tokens": res.Metadata.Tokens,
+			"cost": res.Metadata.Cost, "processingMs": res.Metadata.ProcessingMs, "interrupted": res.Metadata.Interrupted,
+		},
+	}); err != nil {
+		return res, fmt.Errorf("store reply: %w", err)
+	}
+	t.record(persistCtx, "turn.completed", map[string]any{
+		"intent": res.Intent, "provider": res.Metadata.Provider, "model": res.Metadata.Model,
+		"processingMs": res.Metadata.ProcessingMs, "cost": res.Metadata.Cost, "interrupted": res.Metadata.Interrupted,
+	})
+	return res, runErr
+}
+
+func (t *Turn) fail(ctx context.Context, err error) error {
+	t.engine.cfg.Logger.WarnContext(ctx, "turn failed", "session", t.sess.ID, "agent", t.req.AgentID, "err", err)
+	t.record(context.WithoutCancel(ctx), "turn.failed", map[string]any{"error": err.Error()})
+	return err
+}
+
+func (t *Turn) record(ctx context.Context, eventType string, data map[string]any) {
+	err := t.engine.cfg.Store.RecordEvent(ctx, session.Event{
+		Type: eventType, UserID: t.req.UserID, SessionID: t.sess.ID, AgentID: t.req.AgentID, Data: data,
+	})
+	if err != nil {
+		t.engine.cfg.Logger.WarnContext(ctx, "analytics event lost", "type", eventType, "err", err)
+	}
+}
+
+// History returns the stored messages of a user's session, oldest first.
+func (e *Engine) History(ctx context.Context, userID, sessionID string) ([]session.Message, error) {
+	if userID == "" {
+		userID = session.AnonymousUserID
+	}
+	if _, err := e.cfg.Store.GetSession(ctx, userID, sessionID); err != nil {
+		if errors.Is(err, session.ErrNotFound) {
+			return nil, fmt.Errorf("%w: %q", ErrSessionNotFound, sessionID)
+		}
+		return nil, err
+	}
+	return e.cfg.Store.ListMessages(ctx, userID, sessionID, 0)
+}

@@ -1,0 +1,164 @@
+package llm
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+)
+
+// OpenAIConfig configures the OpenAI provider; any OpenAI-compatible server (llama.cpp, vLLM,
+// Ollama) works through BaseURL.
+type OpenAIConfig struct {
+	// Name reported as the provider. Default "openai".
+	Name string
+	// APIKey is sent as a Bearer token. May be empty for local servers.
+	APIKey string
+	// BaseURL of the API, including the version path. Default "https://api.openai.com/v1".
+	BaseURL string
+	// Model used when the request names none. Default "gpt-4o-mini".
+	Model string
+	// HTTPClient carries the requests. Default http.DefaultClient.
+	HTTPClient *http.Client
+}
+
+// OpenAI streams chat completions through the official SDK.
+type OpenAI struct {
+	cfg    OpenAIConfig
+	client openai.Client
+}
+
+var _ Provider = (*OpenAI)(nil)
+
+// NewOpenAI builds the provider.
+func NewOpenAI(cfg OpenAIConfig) *OpenAI {
+	if cfg.Name == "" {
+		cfg.Name = "openai"
+	}
+	if cfg.BaseURL == "" {
+		cfg.BaseURL = "https://api.openai.com/v1"
+	}
+	if cfg.Model == "" {
+		cfg.Model = "gpt-4o-mini"
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = http.DefaultClient
+	}
+	opts := []option.RequestOption{
+		option.WithBaseURL(strings.TrimSuffix(cfg.BaseURL, "/") + "/"),
+		option.WithHTTPClient(cfg.HTTPClient),
+		// Retries belong to the chain, which can also fall back to another provider.
+		option.WithMaxRetries(0),
+	}
+	if cfg.APIKey != "" {
+		opts = append(opts, option.WithAPIKey(cfg.APIKey))
+	} else {
+		opts = append(opts, option.WithAPIKey("unused"))
+	}
+	return &OpenAI{cfg: cfg, client: openai.NewClient(opts...)}
+}
+
+// Name implements Provider.
+func (o *OpenAI) Name() string { return o.cfg.Name }
+
+// Stream implements Provider.
+func (o *OpenAI) Stream(ctx context.Context, req Request) iter.Seq2[Chunk, error] {
+	return func(yield func(Chunk, error) bool) {
+		model := req.Model
+		if model == "" {
+			model = o.cfg.Model
+		}
+		params := openai.ChatCompletionNewParams{
+			Model:         openai.ChatModel(model),
+			Messages:      openAIMessages(req),
+			StreamOptions: openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)},
+		}
+		if req.Temperature != nil {
+			params.Temperature = openai.Float(*req.Temperature)
+		}
+		if req.MaxTokens > 0 {
+			// max_tokens rather than max_completion_tokens: the compatible servers know it.
+			params.MaxTokens = openai.Int(int64(req.MaxTokens))
+		}
+		stream := o.client.Chat.Completions.NewStreaming(ctx, params)
+		defer stream.Close()
+		var usage *Usage
+		finished := false
+		answeredModel := model
+		for stream.Next() {
+			chunk := stream.Current()
+			if chunk.Model != "" {
+				answeredModel = chunk.Model
+			}
+			if chunk.JSON.Usage.Valid() && (chunk.Usage.PromptTokens > 0 || chunk.Usage.CompletionTokens > 0) {
+				cached := chunk.Usage.PromptTokensDetails.CachedTokens
+				usage = &Usage{
+					InputTokens:       chunk.Usage.PromptTokens - cached,
+					CachedInputTokens: cached,
+					OutputTokens:      chunk.Usage.CompletionTokens,
+				}
+			}
+			for _, choice := range chunk.Choices {
+				if choice.FinishReason != "" {
+					finished = true
+				}
+				if choice.Delta.Content == "" {
+					continue
+				}
+				if !yield(Chunk{Text: choice.Delta.Content, Model: answeredModel}, nil) {
+					return
+				}
+			}
+		}
+		if err := stream.Err(); err != nil {
+			yield(Chunk{}, o.wrapErr(err))
+			return
+		}
+		if !finished {
+			// A body that ends without a finish reason was cut off upstream; passing it on as a
+			// complete reply would be a silent truncation.
+			yield(Chunk{}, &Error{Provider: o.cfg.Name, Message: "stream ended before the reply finished"})
+			return
+		}
+		if usage == nil {
+			usage = &Usage{}
+		}
+		yield(Chunk{Usage: usage, Model: answeredModel}, nil)
+	}
+}
+
+func (o *OpenAI) wrapErr(err error) error {
+	var apiErr *openai.Error
+	if errors.As(err, &apiErr) {
+		e := &Error{Provider: o.cfg.Name, StatusCode: apiErr.StatusCode, Message: apiErr.Message, Err: err}
+		if apiErr.Response != nil {
+			e.RetryAfter = parseRetryAfter(apiErr.Response.Header, time.Now())
+		}
+		if e.Message == "" {
+			e.Message = http.StatusText(apiErr.StatusCode)
+		}
+		return e
+	}
+	return &Error{Provider: o.cfg.Name, Err: err}
+}
+
+func openAIMessages(req Request) []openai.ChatCompletionMessageParamUnion {
+	out := make([]openai.ChatCompletionMessageParamUnion, 0, len(req.Messages)+1)
+	if req.System != "" {
+		out = append(out, openai.SystemMessage(req.System))
+	}
+	for _, m := range req.Messages {
+		switch m.Role {
+		case "assistant":
+			out = append(out, openai.AssistantMessage(m.Content))
+		default:
+			out = append(out, openai.UserMessage(m.Content))
+		}
+	}
+	return out
+}

@@ -1,0 +1,172 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Config is every setting of the binary. Each comes from a flag, else from its environment
+// variable, else from its default; the table in bindConfig documents all three.
+type Config struct {
+	Addr            string        // listen address
+	DataDir         string        // SQLite file and local blobs
+	LogLevel        string        // debug, info, warn, error
+	LogFormat       string        // text or json
+	BodyLimit       int64         // bytes
+	RequestTimeout  time.Duration // per HTTP request and per WebSocket turn
+	ShutdownGrace   time.Duration // how long in-flight streams may finish on SIGTERM
+	CORSOrigins     string        // comma-separated browser origins
+	WSMaxFrameBytes int64
+	WSIdleTimeout   time.Duration
+
+	OpenAIAPIKey      string
+	OpenAIBaseURL     string
+	OpenAIModel       string
+	AnthropicAPIKey   string
+	AnthropicBaseURL  string
+	AnthropicModel    string
+	FirstTokenTimeout time.Duration
+	OfflineFallback   bool
+}
+
+type setting struct {
+	flag, env, def, help string
+	bind                 func(fs *flag.FlagSet, name, value, help string)
+}
+
+func str(p *string) func(*flag.FlagSet, string, string, string) {
+	return func(fs *flag.FlagSet, name, value, help string) { fs.StringVar(p, name, value, help) }
+}
+
+func dur(p *time.Duration) func(*flag.FlagSet, string, string, string) {
+	return func(fs *flag.FlagSet, name, value, help string) {
+		fs.Func(name, help, func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("not a duration (like 30s or 2m): %q", v)
+			}
+			*p = d
+			return nil
+		})
+		*p, _ = time.ParseDuration(value)
+	}
+}
+
+func i64(p *int64) func(*flag.FlagSet, string, string, string) {
+	return func(fs *flag.FlagSet, name, value, help string) {
+		v, _ := strconv.ParseInt(value, 10, 64)
+		fs.Int64Var(p, name, v, help)
+	}
+}
+
+func boolean(p *bool) func(*flag.FlagSet, string, string, string) {
+	return func(fs *flag.FlagSet, name, value, help string) {
+		v, _ := strconv.ParseBool(value)
+		fs.BoolVar(p, name, v, help)
+	}
+}
+
+func settings(c *Config) []setting {
+	return []setting{
+		{"addr", "DARTMOUTH_ADDR", ":8080", "address to listen on", str(&c.Addr)},
+		{"data-dir", "DARTMOUTH_DATA_DIR", "./data", "folder for the SQLite database and local blobs", str(&c.DataDir)},
+		{"log-level", "DARTMOUTH_LOG_LEVEL", "info", "debug, info, warn or error", str(&c.LogLevel)},
+		{"log-format", "DARTMOUTH_LOG_FORMAT", "text", "text or json", str(&c.LogFormat)},
+		{"body-limit", "DARTMOUTH_BODY_LIMIT", "1048576", "largest request body, in bytes", i64(&c.BodyLimit)},
+		{"request-timeout", "DARTMOUTH_REQUEST_TIMEOUT", "30s", "deadline of every request and WebSocket turn", dur(&c.RequestTimeout)},
+		{"shutdown-grace", "DARTMOUTH_SHUTDOWN_GRACE", "15s", "how long in-flight streams may finish after SIGTERM", dur(&c.ShutdownGrace)},
+		{"cors-origins", "DARTMOUTH_CORS_ORIGINS", "", "comma-separated browser origins allowed by CORS and WebSocket checks", str(&c.CORSOrigins)},
+		{"ws-max-frame", "DARTMOUTH_WS_MAX_FRAME", "65536", "largest WebSocket message, in bytes", i64(&c.WSMaxFrameBytes)},
+		{"ws-idle-timeout", "DARTMOUTH_WS_IDLE_TIMEOUT", "5m", "close WebSockets silent for this long", dur(&c.WSIdleTimeout)},
+		{"openai-api-key", "OPENAI_API_KEY", "", "OpenAI key; enables the OpenAI provider", str(&c.OpenAIAPIKey)},
+		{"openai-base-url", "OPENAI_BASE_URL", "", "OpenAI-compatible base URL (Ollama, vLLM, llama.cpp); enables the provider without a key", str(&c.OpenAIBaseURL)},
+		{"openai-model", "DARTMOUTH_OPENAI_MODEL", "gpt-4o-mini", "model for the OpenAI provider", str(&c.OpenAIModel)},
+		{"anthropic-api-key", "ANTHROPIC_API_KEY", "", "Anthropic key; enables the Anthropic provider (the fallback)", str(&c.AnthropicAPIKey)},
+		{"anthropic-base-url", "ANTHROPIC_BASE_URL", "https://api.anthropic.com", "Anthropic API base URL", str(&c.AnthropicBaseURL)},
+		{"anthropic-model", "DARTMOUTH_ANTHROPIC_MODEL", "claude-haiku-4-5", "model for the Anthropic provider", str(&c.AnthropicModel)},
+		{"first-token-timeout", "DARTMOUTH_FIRST_TOKEN_TIMEOUT", "15s", "fall back to the next provider when one is silent this long", dur(&c.FirstTokenTimeout)},
+		{"offline-fallback", "DARTMOUTH_OFFLINE_FALLBACK", "true", "answer with the offline engine when every model provider fails", boolean(&c.OfflineFallback)},
+	}
+}
+
+// parseConfig reads flags over environment variables over defaults.
+func parseConfig(name string, args []string, getenv func(string) string, out io.Writer) (*Config, error) {
+	cfg := &Config{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(out)
+	all := settings(cfg)
+	for _, s := range all {
+		value := s.def
+		if v := getenv(s.env); v != "" {
+			value = v
+		}
+		s.bind(fs, s.flag, value, s.help)
+	}
+	fs.Usage = func() { printUsage(out, name, all) }
+	// Environment values go through the same parsing as flags, so a bad one is reported.
+	for _, s := range all {
+		if v := getenv(s.env); v != "" {
+			if err := fs.Set(s.flag, v); err != nil {
+				return nil, fmt.Errorf("%s: %w", s.env, err)
+			}
+		}
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	if fs.NArg() > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return cfg, cfg.validate()
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.BodyLimit <= 0:
+		return fmt.Errorf("body-limit must be positive")
+	case c.WSMaxFrameBytes <= 0:
+		return fmt.Errorf("ws-max-frame must be positive")
+	case c.RequestTimeout <= 0 || c.ShutdownGrace < 0 || c.FirstTokenTimeout <= 0 || c.WSIdleTimeout <= 0:
+		return fmt.Errorf("timeouts must be positive")
+	case c.LogFormat != "text" && c.LogFormat != "json":
+		return fmt.Errorf("log-format must be text or json")
+	}
+	return nil
+}
+
+func (c *Config) origins() []string {
+	var out []string
+	for _, o := range strings.Split(c.CORSOrigins, ",") {
+		if o = strings.TrimRight(strings.TrimSpace(o), "/"); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func printUsage(out io.Writer, name string, all []setting) {
+	fmt.Fprintf(out, `Dartmouth, the self-hosted voice and text gateway for AI agents.
+
+Usage:
+  dartmouth [serve] [flags]   start the gateway (the default)
+  dartmouth migrate [flags]   apply database migrations and exit
+  dartmouth version           print the version
+
+Flags (each also read from its environment variable; flags win):
+`)
+	tw := tabwriter.NewWriter(out, 2, 4, 2, ' ', 0)
+	for _, s := range all {
+		def := s.def
+		if def == "" {
+			def = `""`
+		}
+		fmt.Fprintf(tw, "  --%s\t%s\tdefault %s\t%s\n", s.flag, s.env, def, s.help)
+	}
+	tw.Flush()
+	_ = name
+}

@@ -1,0 +1,175 @@
+// Command dartmouth is the gateway binary.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/dartmouth-gw/dartmouth/agents"
+	"github.com/dartmouth-gw/dartmouth/agents/fam"
+	"github.com/dartmouth-gw/dartmouth/agents/llm"
+	"github.com/dartmouth-gw/dartmouth/agents/offline"
+	"github.com/dartmouth-gw/dartmouth/gateway"
+	"github.com/dartmouth-gw/dartmouth/session"
+	"github.com/dartmouth-gw/dartmouth/web"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "dartmouth:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "version":
+		fmt.Fprintln(stdout, "dartmouth", version)
+		return nil
+	case "serve", "migrate":
+	case "help":
+		args = []string{"--help"}
+	default:
+		return fmt.Errorf("unknown command %q (try --help)", cmd)
+	}
+	cfg, err := parseConfig("dartmouth "+cmd, args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	logger := newLogger(cfg, stderr)
+	store, err := session.OpenSQLite(ctx, session.SQLiteConfig{Path: filepath.Join(cfg.DataDir, "dartmouth.db")})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if cmd == "migrate" {
+		logger.Info("migrations applied", "database", filepath.Join(cfg.DataDir, "dartmouth.db"))
+		return nil
+	}
+	return serve(ctx, cfg, store, logger)
+}
+
+func newLogger(cfg *Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		level = slog.LevelInfo
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// providers builds the LLM chain from the configuration: OpenAI (or a compatible server),
+// then Anthropic, then the offline engine.
+func providers(cfg *Config, logger *slog.Logger) *llm.Chain {
+	var list []llm.Provider
+	if cfg.OpenAIAPIKey != "" || cfg.OpenAIBaseURL != "" {
+		list = append(list, llm.NewOpenAI(llm.OpenAIConfig{APIKey: cfg.OpenAIAPIKey, BaseURL: cfg.OpenAIBaseURL, Model: cfg.OpenAIModel}))
+	}
+	if cfg.AnthropicAPIKey != "" {
+		list = append(list, llm.NewAnthropic(llm.AnthropicConfig{APIKey: cfg.AnthropicAPIKey, BaseURL: cfg.AnthropicBaseURL, Model: cfg.AnthropicModel}))
+	}
+	if len(list) == 0 || cfg.OfflineFallback {
+		list = append(list, offline.New(offline.Config{}))
+	}
+	names := make([]string, len(list))
+	for i, p := range list {
+		names[i] = p.Name()
+	}
+	if len(list) == 1 {
+		logger.Warn("no language model configured: answering with the offline engine (set OPENAI_API_KEY, ANTHROPIC_API_KEY or OPENAI_BASE_URL)")
+	}
+	logger.Info("llm providers", "order", strings.Join(names, " > "))
+	return llm.NewChain(llm.ChainConfig{FirstTokenTimeout: cfg.FirstTokenTimeout, Logger: logger}, list...)
+}
+
+func serve(ctx context.Context, cfg *Config, store *session.SQLStore, logger *slog.Logger) error {
+	kv := session.NewMemoryKV(nil)
+	blobs, err := session.NewLocalBlobStore(filepath.Join(cfg.DataDir, "blobs"))
+	if err != nil {
+		return err
+	}
+	registry, err := agents.NewRegistry(fam.New(fam.Config{}))
+	if err != nil {
+		return err
+	}
+	engine, err := agents.NewEngine(agents.EngineConfig{Store: store, Registry: registry, LLM: providers(cfg, logger), Logger: logger})
+	if err != nil {
+		return err
+	}
+	srv, err := gateway.New(gateway.Config{
+		Engine:          engine,
+		Logger:          logger,
+		BodyLimit:       cfg.BodyLimit,
+		RequestTimeout:  cfg.RequestTimeout,
+		AllowedOrigins:  cfg.origins(),
+		WSMaxFrameBytes: cfg.WSMaxFrameBytes,
+		WSIdleTimeout:   cfg.WSIdleTimeout,
+		Static:          web.FS(),
+		Version:         version,
+		Checks: []gateway.HealthCheck{
+			{Name: "sql", Check: store.Ping},
+			{Name: "kv", Check: kv.Ping},
+			{Name: "blobs", Check: blobs.Ping},
+		},
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	logger.Info("dartmouth listening", "addr", ln.Addr().String(), "dataDir", cfg.DataDir, "version", version, "pid", os.Getpid())
+
+	bg, stopBackground := context.WithCancel(context.Background())
+	defer stopBackground()
+	sweeperDone := make(chan struct{})
+	go func() {
+		defer close(sweeperDone)
+		kv.Run(bg, time.Minute)
+	}()
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	select {
+	case err := <-serveErr:
+		stopBackground()
+		<-sweeperDone
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down: letting in-flight streams finish", "grace", cfg.ShutdownGrace)
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	err = srv.Shutdown(shutdownCtx)
+	<-serveErr
+	stopBackground()
+	<-sweeperDone
+	logger.Info("stopped")
+	return err
+}

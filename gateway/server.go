@@ -1,0 +1,287 @@
+// Package gateway is the HTTP edge: routes, middleware, the error envelope, and the text
+// transports (JSON, server-sent events, WebSocket).
+package gateway
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dartmouth-gw/dartmouth/agents"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+)
+
+// HealthCheck is one dependency /health/ready probes.
+type HealthCheck struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Config configures the Server.
+type Config struct {
+	// Engine runs the turns. Required.
+	Engine *agents.Engine
+	// Logger receives request and error logs. Default slog.Default().
+	Logger *slog.Logger
+	// Checks are probed by /health/ready and /health. Default none.
+	Checks []HealthCheck
+	// BodyLimit is the largest request body accepted, in bytes. Default 1 MiB.
+	BodyLimit int64
+	// RequestTimeout bounds every HTTP request, streams included, and every WebSocket turn.
+	// Default 30s.
+	RequestTimeout time.Duration
+	// AllowedOrigins are the browser origins ("https://app.example.com") allowed by CORS and
+	// by the WebSocket origin check. Same-origin requests and clients that send no Origin
+	// (mobile apps, servers) are always allowed. Default none.
+	AllowedOrigins []string
+	// WSMaxFrameBytes is the largest WebSocket message accepted. Default 64 KiB.
+	WSMaxFrameBytes int64
+	// WSIdleTimeout closes a WebSocket that sends nothing for this long. Default 5m.
+	WSIdleTimeout time.Duration
+	// Static holds the web pages served at "/". Default none.
+	Static fs.FS
+	// Version is reported by /health. Default "dev".
+	Version string
+}
+
+// Server is the gateway.
+type Server struct {
+	cfg     Config
+	echo    *echo.Echo
+	log     *slog.Logger
+	started time.Time
+
+	// drain is closed when shutdown begins: WebSocket sessions finish their turn and close.
+	drain chan struct{}
+	// socketsMu orders socket registration before the shutdown's Wait.
+	socketsMu sync.Mutex
+	closing   bool
+	// hardStop ends every WebSocket session at once when the shutdown grace runs out.
+	hardStop       context.Context
+	cancelHardStop context.CancelFunc
+	sockets        sync.WaitGroup
+}
+
+// New builds the server and its routes.
+func New(cfg Config) (*Server, error) {
+	if cfg.Engine == nil {
+		return nil, errors.New("gateway: an engine is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.BodyLimit <= 0 {
+		cfg.BodyLimit = 1 << 20
+	}
+	if cfg.RequestTimeout <= 0 {
+		cfg.RequestTimeout = 30 * time.Second
+	}
+	if cfg.WSMaxFrameBytes <= 0 {
+		cfg.WSMaxFrameBytes = 64 << 10
+	}
+	if cfg.WSIdleTimeout <= 0 {
+		cfg.WSIdleTimeout = 5 * time.Minute
+	}
+	if cfg.Version == "" {
+		cfg.Version = "dev"
+	}
+	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), drain: make(chan struct{})}
+	s.hardStop, s.cancelHardStop = context.WithCancel(context.Background())
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(middleware.RequestID())
+	e.Use(s.logRequests)
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+		s.log.Error("panic", "err", err, "requestId", requestID(c), "stack", string(stack))
+		return err
+	}}))
+	e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
+		AllowOriginFunc: func(origin string) (bool, error) { return slices.Contains(cfg.AllowedOrigins, origin), nil },
+		AllowHeaders:    []string{echo.HeaderContentType, echo.HeaderAuthorization, "X-API-Key", echo.HeaderXRequestID},
+		ExposeHeaders:   []string{echo.HeaderXRequestID, "X-Session-Id", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"},
+		MaxAge:          600,
+	}))
+	e.Use(s.limitBody, s.deadline)
+	s.echo = e
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	e := s.echo
+	e.GET("/health", s.health)
+	e.GET("/health/live", s.live)
+	e.GET("/health/ready", s.ready)
+	v2 := e.Group("/api/v2")
+	v2.GET("/agents", s.listAgents)
+	v2.POST("/chat", s.chat)
+	v2.POST("/chat/stream", s.chatStream)
+	v2.GET("/sessions/:id/messages", s.sessionMessages)
+	v2.GET("/ws", s.websocket)
+	if s.cfg.Static != nil {
+		e.StaticFS("/", s.cfg.Static)
+	}
+}
+
+// ServeHTTP lets the server be mounted or tested as an http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// Serve answers on ln until Shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.echo.Listener = ln
+	srv := s.echo.Server
+	srv.Handler = s.echo
+	srv.ReadHeaderTimeout = 10 * time.Second
+	srv.IdleTimeout = 2 * time.Minute
+	srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
+	err := srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections and lets in-flight requests, streams and WebSocket
+// turns finish; when ctx ends first, whatever is left is cut off.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.socketsMu.Lock()
+	if !s.closing {
+		s.closing = true
+		close(s.drain)
+	}
+	s.socketsMu.Unlock()
+	sockets := make(chan struct{})
+	go func() {
+		s.sockets.Wait()
+		close(sockets)
+	}()
+	httpErr := s.echo.Server.Shutdown(ctx)
+	select {
+	case <-sockets:
+	case <-ctx.Done():
+		s.cancelHardStop()
+		<-sockets
+	}
+	s.cancelHardStop()
+	if httpErr != nil {
+		_ = s.echo.Server.Close()
+	}
+	return httpErr
+}
+
+// trackSocket registers a WebSocket for shutdown to wait on; false once shutdown has begun.
+func (s *Server) trackSocket() bool {
+	s.socketsMu.Lock()
+	defer s.socketsMu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.sockets.Add(1)
+	return true
+}
+
+func (s *Server) draining() bool {
+	select {
+	case <-s.drain:
+		return true
+	default:
+		return false
+	}
+}
+
+func requestID(c echo.Context) string {
+	return c.Response().Header().Get(echo.HeaderXRequestID)
+}
+
+// handleError writes every error as the envelope.
+func (s *Server) handleError(err error, c echo.Context) {
+	apiErr := toAPIError(err)
+	apiErr.RequestID = requestID(c)
+	if apiErr.Status >= 500 {
+		s.log.Error("request failed", "requestId", apiErr.RequestID, "path", c.Path(), "err", err)
+	}
+	if c.Response().Committed {
+		return
+	}
+	if apiErr.Status == http.StatusServiceUnavailable || apiErr.Status == http.StatusTooManyRequests {
+		if c.Response().Header().Get("Retry-After") == "" {
+			c.Response().Header().Set("Retry-After", "1")
+		}
+	}
+	if c.Request().Method == http.MethodHead {
+		_ = c.NoContent(apiErr.Status)
+		return
+	}
+	_ = c.JSON(apiErr.Status, errorEnvelope{Error: apiErr})
+}
+
+// logRequests writes one structured line per request.
+func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		status := c.Response().Status
+		level := slog.LevelInfo
+		if status >= 500 {
+			level = slog.LevelError
+		} else if status >= 400 {
+			level = slog.LevelWarn
+		}
+		s.log.LogAttrs(c.Request().Context(), level, "request",
+			slog.String("requestId", requestID(c)),
+			slog.String("method", c.Request().Method),
+			slog.String("path", c.Request().URL.Path),
+			slog.Int("status", status),
+			slog.Int64("bytes", c.Response().Size),
+			slog.Duration("duration", time.Since(start)),
+			slog.String("remote", c.RealIP()),
+		)
+		return nil
+	}
+}
+
+// limitBody refuses bodies over the limit: at once when Content-Length says so, or when reading
+// passes it.
+func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		req := c.Request()
+		if req.ContentLength > s.cfg.BodyLimit {
+			return newAPIError(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is over the limit of %d bytes", s.cfg.BodyLimit)
+		}
+		if req.Body != nil {
+			req.Body = http.MaxBytesReader(c.Response(), req.Body, s.cfg.BodyLimit)
+		}
+		return next(c)
+	}
+}
+
+// deadline bounds every request so nothing runs away. WebSocket connections live longer and
+// bound each turn instead.
+func (s *Server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if isWebSocketUpgrade(c.Request()) {
+			return next(c)
+		}
+		ctx, cancel := context.WithTimeout(c.Request().Context(), s.cfg.RequestTimeout)
+		defer cancel()
+		c.SetRequest(c.Request().WithContext(ctx))
+		return next(c)
+	}
+}
+
+func isWebSocketUpgrade(r *http.Request) bool {
+	return strings.EqualFold(r.Header.Get("Upgrade"), "websocket")
+}

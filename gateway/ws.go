@@ -1,0 +1,310 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/dartmouth-gw/dartmouth/agents"
+	"github.com/labstack/echo/v4"
+)
+
+// clientFrame is any JSON control frame a client sends on /api/v2/ws.
+type clientFrame struct {
+	Type      string         `json:"type"`
+	ID        string         `json:"id,omitempty"`
+	AgentID   string         `json:"agentId,omitempty"`
+	SessionID string         `json:"sessionId,omitempty"`
+	UserID    string         `json:"userId,omitempty"`
+	Text      string         `json:"text,omitempty"`
+	Context   map[string]any `json:"context,omitempty"`
+}
+
+// serverFrame is a JSON frame the gateway sends. Fields not used by a type stay empty.
+type serverFrame struct {
+	Type      string           `json:"type"`
+	ID        string           `json:"id,omitempty"`
+	SessionID string           `json:"sessionId,omitempty"`
+	AgentID   string           `json:"agentId,omitempty"`
+	Resumed   *bool            `json:"resumed,omitempty"`
+	Text      string           `json:"text,omitempty"`
+	MessageID string           `json:"messageId,omitempty"`
+	Result    *agents.Result   `json:"result,omitempty"`
+	Metadata  *agents.Metadata `json:"metadata,omitempty"`
+	Code      string           `json:"code,omitempty"`
+	Message   string           `json:"message,omitempty"`
+}
+
+// originAllowed accepts clients that send no Origin (apps, servers), the gateway's own pages,
+// and the configured browser origins.
+func (s *Server) originAllowed(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	if slices.Contains(s.cfg.AllowedOrigins, origin) {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && strings.EqualFold(u.Host, r.Host)
+}
+
+func (s *Server) websocket(c echo.Context) error {
+	r := c.Request()
+	if !s.originAllowed(r) {
+		return newAPIError(http.StatusForbidden, CodeForbiddenOrigin, "origin %q is not allowed", r.Header.Get("Origin"))
+	}
+	if s.draining() {
+		return newAPIError(http.StatusServiceUnavailable, CodeShuttingDown, "the gateway is shutting down")
+	}
+	conn, err := websocket.Accept(c.Response(), r, &websocket.AcceptOptions{
+		// The origin was checked above against the same list CORS uses.
+		InsecureSkipVerify: true,
+	})
+	if err != nil {
+		return nil // Accept has written the HTTP error
+	}
+	if !s.trackSocket() {
+		conn.Close(websocket.StatusGoingAway, "server shutting down")
+		return nil
+	}
+	defer s.sockets.Done()
+	ws := &wsSession{srv: s, conn: conn, requestID: requestID(c)}
+	ws.serve()
+	return nil
+}
+
+// wsSession is one WebSocket connection. The read loop owns it; a turn runs in its own
+// goroutine so pings and interrupts are handled while a reply streams.
+type wsSession struct {
+	srv       *Server
+	conn      *websocket.Conn
+	requestID string
+
+	ctx    context.Context // ends with the connection
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	conv      *agents.Conversation // set by session.start
+	turn      *runningTurn
+	closing   bool // no new turns once set
+	turnsDone sync.WaitGroup
+}
+
+type runningTurn struct {
+	id     string
+	cancel context.CancelFunc
+}
+
+func (ws *wsSession) serve() {
+	s := ws.srv
+	ws.ctx, ws.cancel = context.WithCancel(s.hardStop)
+	defer ws.cancel()
+	defer ws.conn.CloseNow()
+	// Read up to twice the limit so an oversized frame can be told apart from a broken one
+	// and answered with an error frame before closing.
+	ws.conn.SetReadLimit(2 * s.cfg.WSMaxFrameBytes)
+
+	go ws.closeOnDrain()
+
+	for {
+		readCtx, cancelRead := context.WithTimeout(ws.ctx, s.cfg.WSIdleTimeout)
+		typ, r, err := ws.conn.Reader(readCtx)
+		if err != nil {
+			cancelRead()
+			if errors.Is(err, context.DeadlineExceeded) && ws.ctx.Err() == nil {
+				ws.conn.Close(websocket.StatusPolicyViolation, "idle timeout")
+			}
+			break
+		}
+		data, err := io.ReadAll(io.LimitReader(r, s.cfg.WSMaxFrameBytes+1))
+		cancelRead()
+		if err != nil {
+			break
+		}
+		if int64(len(data)) > s.cfg.WSMaxFrameBytes {
+			ws.sendError("", CodeFrameTooLarge, "frame is over the limit of "+itoa(s.cfg.WSMaxFrameBytes)+" bytes")
+			ws.conn.Close(websocket.StatusMessageTooBig, "frame too large")
+			break
+		}
+		if typ == websocket.MessageBinary {
+			ws.sendError("", CodeUnsupportedFrame, "binary audio frames are not accepted on this session; send text frames")
+			continue
+		}
+		ws.handle(data)
+	}
+	// The connection is gone: stop any turn and wait for it to store what it generated.
+	ws.mu.Lock()
+	ws.closing = true
+	if ws.turn != nil {
+		ws.turn.cancel()
+	}
+	ws.mu.Unlock()
+	ws.turnsDone.Wait()
+}
+
+// closeOnDrain ends the session politely when the gateway shuts down: a running turn finishes
+// first, then the client is told to reconnect elsewhere.
+func (ws *wsSession) closeOnDrain() {
+	select {
+	case <-ws.ctx.Done():
+		return
+	case <-ws.srv.drain:
+	}
+	ws.mu.Lock()
+	ws.closing = true
+	ws.mu.Unlock()
+	ws.turnsDone.Wait()
+	ws.conn.Close(websocket.StatusGoingAway, "server shutting down")
+	ws.cancel()
+}
+
+func (ws *wsSession) handle(data []byte) {
+	var f clientFrame
+	if err := json.Unmarshal(data, &f); err != nil {
+		ws.sendError("", CodeInvalidJSON, "malformed JSON frame: "+err.Error())
+		return
+	}
+	switch f.Type {
+	case "ping":
+		ws.send(serverFrame{Type: "pong", ID: f.ID})
+	case "session.start":
+		ws.startSession(f)
+	case "text":
+		ws.startTurn(f)
+	case "interrupt":
+		ws.mu.Lock()
+		if ws.turn != nil {
+			ws.turn.cancel()
+		}
+		ws.mu.Unlock()
+	case "audio.end":
+		ws.sendError(f.ID, CodeUnsupportedFrame, "audio is not accepted on this session; send text frames")
+	case "":
+		ws.sendError(f.ID, CodeValidation, "frame has no type")
+	default:
+		ws.sendError(f.ID, CodeUnknownType, "unknown frame type "+strconvQuote(f.Type))
+	}
+}
+
+func (ws *wsSession) startSession(f clientFrame) {
+	ws.mu.Lock()
+	started := ws.conv != nil
+	ws.mu.Unlock()
+	if started {
+		ws.sendError(f.ID, CodeAlreadyStarted, "this connection already has a session; open another connection for another one")
+		return
+	}
+	ctx, cancel := context.WithTimeout(ws.ctx, ws.srv.cfg.RequestTimeout)
+	defer cancel()
+	conv := agents.Conversation{AgentID: f.AgentID, SessionID: f.SessionID, UserID: f.UserID}
+	sess, created, err := ws.srv.cfg.Engine.OpenSession(ctx, conv)
+	if err != nil {
+		ws.sendAPIError(f.ID, err)
+		return
+	}
+	conv.SessionID, conv.UserID, conv.AgentID = sess.ID, sess.UserID, sess.AgentID
+	ws.mu.Lock()
+	ws.conv = &conv
+	ws.mu.Unlock()
+	resumed := !created
+	ws.send(serverFrame{Type: "session.started", ID: f.ID, SessionID: sess.ID, AgentID: sess.AgentID, Resumed: &resumed})
+}
+
+func (ws *wsSession) startTurn(f clientFrame) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if ws.closing {
+		ws.sendError(f.ID, CodeShuttingDown, "the gateway is shutting down; reconnect to continue")
+		return
+	}
+	if ws.conv == nil {
+		ws.sendError(f.ID, CodeNotStarted, "send session.start before text")
+		return
+	}
+	if ws.turn != nil {
+		ws.sendError(f.ID, CodeTurnInProgress, "a reply is still streaming; send interrupt to stop it")
+		return
+	}
+	ctx, cancel := context.WithTimeout(ws.ctx, ws.srv.cfg.RequestTimeout)
+	turn := &runningTurn{id: f.ID, cancel: cancel}
+	ws.turn = turn
+	conv := *ws.conv
+	ws.turnsDone.Add(1)
+	go func() {
+		defer ws.turnsDone.Done()
+		defer cancel()
+		last := ws.runTurn(ctx, f, conv)
+		// The turn is over before its last frame goes out, so a client that answers the
+		// frame at once is not told a turn is still in progress.
+		ws.mu.Lock()
+		ws.turn = nil
+		ws.mu.Unlock()
+		if last != nil && ws.ctx.Err() == nil {
+			ws.send(*last)
+		}
+	}()
+}
+
+// runTurn streams one reply and returns the frame that ends it (nil when nobody is left to
+// tell).
+func (ws *wsSession) runTurn(ctx context.Context, f clientFrame, conv agents.Conversation) *serverFrame {
+	t, err := ws.srv.cfg.Engine.Start(ctx, agents.Request{
+		AgentID: conv.AgentID, SessionID: conv.SessionID, UserID: conv.UserID, Message: f.Text, Context: f.Context,
+	})
+	if err != nil {
+		return ws.errorFrame(f.ID, err)
+	}
+	res, err := t.Run(ctx, func(text string) error {
+		return ws.send(serverFrame{Type: "response.delta", ID: f.ID, Text: text})
+	})
+	switch {
+	case err == nil:
+		return &serverFrame{Type: "response.done", ID: f.ID, SessionID: res.SessionID, MessageID: res.MessageID, Result: &res, Metadata: &res.Metadata}
+	case ws.ctx.Err() != nil:
+		return nil // the connection is gone; the partial reply is stored
+	case errors.Is(err, context.Canceled):
+		return &serverFrame{Type: "response.interrupted", ID: f.ID, SessionID: res.SessionID, MessageID: res.MessageID, Metadata: &res.Metadata}
+	default:
+		return ws.errorFrame(f.ID, err)
+	}
+}
+
+// send writes one frame; a client that cannot take it within 10s is dropped.
+func (ws *wsSession) send(f serverFrame) error {
+	payload, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ws.ctx, 10*time.Second)
+	defer cancel()
+	if err := ws.conn.Write(ctx, websocket.MessageText, payload); err != nil {
+		ws.cancel()
+		return err
+	}
+	return nil
+}
+
+func (ws *wsSession) sendError(id, code, message string) {
+	ws.send(serverFrame{Type: "error", ID: id, Code: code, Message: message})
+}
+
+func (ws *wsSession) sendAPIError(id string, err error) {
+	ws.send(*ws.errorFrame(id, err))
+}
+
+func (ws *wsSession) errorFrame(id string, err error) *serverFrame {
+	apiErr := toAPIError(err)
+	if apiErr.Status >= 500 {
+		ws.srv.log.Error("websocket turn failed", "requestId", ws.requestID, "err", err)
+	}
+	return &serverFrame{Type: "error", ID: id, Code: apiErr.Code, Message: apiErr.Message}
+}

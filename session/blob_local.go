@@ -1,0 +1,132 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+)
+
+// LocalBlobStore keeps blobs as files under a root folder.
+type LocalBlobStore struct {
+	root string
+}
+
+var _ BlobStore = (*LocalBlobStore)(nil)
+
+// NewLocalBlobStore creates root if needed.
+func NewLocalBlobStore(root string) (*LocalBlobStore, error) {
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return nil, fmt.Errorf("blob store: %w", err)
+	}
+	return &LocalBlobStore{root: root}, nil
+}
+
+// resolve maps a key to a file path inside root, refusing keys that would leave it.
+func (l *LocalBlobStore) resolve(key string) (string, error) {
+	if key == "" || strings.HasPrefix(key, "/") || strings.Contains(key, "\\") || path.Clean(key) != key || key == "." || strings.HasPrefix(key, "../") || key == ".." {
+		return "", fmt.Errorf("%w: %q", ErrBadBlobKey, key)
+	}
+	for _, part := range strings.Split(key, "/") {
+		if part == ".." || strings.HasPrefix(part, ".tmp-") {
+			return "", fmt.Errorf("%w: %q", ErrBadBlobKey, key)
+		}
+	}
+	return filepath.Join(l.root, filepath.FromSlash(key)), nil
+}
+
+// Put implements BlobStore: it writes to a temporary file and renames it, so readers never see
+// half a blob and a failed write (disk full) leaves the previous one intact.
+func (l *LocalBlobStore) Put(ctx context.Context, key string, r io.Reader, _ string) error {
+	p, err := l.resolve(key)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		return fmt.Errorf("blob put %s: %w", key, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("blob put %s: %w", key, err)
+	}
+	defer os.Remove(tmp.Name()) // no-op after a successful rename
+	if _, err := io.Copy(tmp, r); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("blob put %s: %w", key, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("blob put %s: %w", key, err)
+	}
+	if err := os.Rename(tmp.Name(), p); err != nil {
+		return fmt.Errorf("blob put %s: %w", key, err)
+	}
+	return nil
+}
+
+// Get implements BlobStore.
+func (l *LocalBlobStore) Get(_ context.Context, key string) (io.ReadCloser, error) {
+	p, err := l.resolve(key)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrBlobNotFound, key)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blob get %s: %w", key, err)
+	}
+	// A folder made by nested keys ("tts" for "tts/ab.mp3") opens fine but holds no blob.
+	if fi, err := f.Stat(); err != nil || fi.IsDir() {
+		_ = f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("blob get %s: %w", key, err)
+		}
+		return nil, fmt.Errorf("%w: %s", ErrBlobNotFound, key)
+	}
+	return f, nil
+}
+
+// Delete implements BlobStore.
+func (l *LocalBlobStore) Delete(_ context.Context, key string) error {
+	p, err := l.resolve(key)
+	if err != nil {
+		return err
+	}
+	if fi, err := os.Lstat(p); err == nil && fi.IsDir() {
+		return nil // a folder made by nested keys holds no blob: nothing to delete
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("blob delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// Ping implements BlobStore by creating and removing a probe file.
+func (l *LocalBlobStore) Ping(context.Context) error {
+	f, err := os.CreateTemp(l.root, ".tmp-ping-*")
+	if err != nil {
+		return fmt.Errorf("blob store %s not writable: %w", l.root, err)
+	}
+	name := f.Name()
+	_ = f.Close()
+	return os.Remove(name)
+}
+
+// contextReader stops a copy when its context ends.
+type contextReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c contextReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
