@@ -55,7 +55,7 @@ func (l *LocalBlobStore) Put(ctx context.Context, key string, r io.Reader, _ str
 		return fmt.Errorf("blob put %s: %w", key, err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := io.Copy(tmp, r); err != nil {
+	if _, err := io.Copy(tmp, contextReader{ctx: ctx, r: r}); err != nil {
 		_ = tmp.Close()
 		return fmt.Errorf("blob put %s: %w", key, err)
 	}

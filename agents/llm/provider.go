@@ -33,11 +33,12 @@ type Request struct {
 	MaxTokens int
 }
 
-// Usage is what a provider reports it consumed. InputTokens excludes CachedInputTokens, so
-// each token is priced exactly once.
+// Usage is what a provider reports it consumed. The input counts are disjoint (InputTokens
+// excludes cache reads and cache writes), so each token is priced exactly once.
 type Usage struct {
 	InputTokens       int64 `json:"input"`
 	CachedInputTokens int64 `json:"cachedInput"`
+	CacheWriteTokens  int64 `json:"cacheWrite"`
 	OutputTokens      int64 `json:"output"`
 }
 
@@ -48,6 +49,8 @@ type Chunk struct {
 	Usage    *Usage
 	Provider string
 	Model    string
+	// Cached marks a reply replayed from the response cache: no provider was called.
+	Cached bool
 }
 
 // Provider streams a reply. The sequence yields text chunks, then a chunk carrying usage; an
