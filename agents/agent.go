@@ -24,10 +24,16 @@ type Input struct {
 	UserID    string
 	// Message is the user's new message.
 	Message string
-	// History is the conversation before Message, oldest first.
+	// History is the recent conversation before Message, oldest first.
 	History []llm.Message
+	// Summary condenses the turns older than History; empty when there are none.
+	Summary string
+	// CostSaving is set when a budget is nearly spent: skip optional extras such as retrieval.
+	CostSaving bool
 	// Context is the client's free-form context (time zone, page, device).
 	Context map[string]any
+	// Options are the client's model settings; agents may honour or ignore them.
+	Options Options
 	// LLM is the provider chain the agent should use.
 	LLM llm.Provider
 }

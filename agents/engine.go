@@ -43,10 +43,38 @@ type EngineConfig struct {
 	Clock session.Clock
 	// Logger receives turn failures. Default slog.Default().
 	Logger *slog.Logger
-	// HistoryMessages is how many earlier messages are given to the agent. Default 20.
+	// HistoryMessages is how many earlier messages are loaded for the context window. Default 50.
 	HistoryMessages int
 	// MaxMessageChars bounds a user message. Default 8000.
 	MaxMessageChars int
+	// Window shapes the history an agent sees. Defaults in ContextWindow.
+	Window ContextWindow
+	// Prices turns usage into cost. Default DefaultPrices().
+	Prices *Prices
+	// Cache reuses complete replies. Default none.
+	Cache *ResponseCache
+	// Budget enforces spending limits. Default none.
+	Budget *Budget
+	// Ledger persists each turn's cost. Default: the Store, when it keeps costs.
+	Ledger CostLedger
+	// EstimateModel is the model priced when reserving budget before a call. Default
+	// "gpt-4o-mini".
+	EstimateModel string
+	// EstimateMaxTokens is the reply length assumed when reserving budget. Default 500.
+	EstimateMaxTokens int
+	// SavingModel replaces the model in cost-saving mode; empty keeps the model. Default "".
+	SavingModel string
+	// SavingMaxTokens bounds replies in cost-saving mode. Default 150.
+	SavingMaxTokens int
+}
+
+// systemPromptAllowance is the system prompt's share of a budget estimate, in characters.
+const systemPromptAllowance = 2000
+
+// CostLedger persists what each request cost and sums it for reports.
+type CostLedger interface {
+	RecordCost(ctx context.Context, c session.Cost) error
+	CostTotals(ctx context.Context, fromDay, toDay string, group session.CostGroup, userID string) ([]session.CostTotal, error)
 }
 
 // Engine runs turns.
@@ -66,7 +94,25 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 		cfg.Logger = slog.Default()
 	}
 	if cfg.HistoryMessages <= 0 {
-		cfg.HistoryMessages = 20
+		cfg.HistoryMessages = 50
+	}
+	cfg.Window = cfg.Window.withDefaults()
+	if cfg.Prices == nil {
+		cfg.Prices = DefaultPrices()
+	}
+	if cfg.Ledger == nil {
+		if l, ok := cfg.Store.(CostLedger); ok {
+			cfg.Ledger = l
+		}
+	}
+	if cfg.EstimateModel == "" {
+		cfg.EstimateModel = "gpt-4o-mini"
+	}
+	if cfg.EstimateMaxTokens <= 0 {
+		cfg.EstimateMaxTokens = 500
+	}
+	if cfg.SavingMaxTokens <= 0 {
+		cfg.SavingMaxTokens = 150
 	}
 	if cfg.MaxMessageChars <= 0 {
 		cfg.MaxMessageChars = 8000
@@ -86,12 +132,26 @@ type Request struct {
 	// UserID owns the session; empty means session.AnonymousUserID.
 	UserID  string
 	Context map[string]any
+	// History, when set, is the conversation as the client keeps it (OpenAI-style clients
+	// send it whole every time) and replaces the stored history for this turn.
+	History []llm.Message
+	// Options are the client's model settings, for agents that take them.
+	Options Options
+}
+
+// Options are model settings a client may ask for; zero values leave the agent's choice.
+type Options struct {
+	Model       string
+	System      string
+	Temperature *float64
+	MaxTokens   int
 }
 
 // Tokens is the usage of a turn as clients see it.
 type Tokens struct {
 	Input       int64 `json:"input"`
 	CachedInput int64 `json:"cachedInput"`
+	CacheWrite  int64 `json:"cacheWrite"`
 	Output      int64 `json:"output"`
 }
 
@@ -106,6 +166,8 @@ type Metadata struct {
 	IntentConfidence float64 `json:"intentConfidence"`
 	// Interrupted is set when the reply was cut short (client gone, turn cancelled).
 	Interrupted bool `json:"interrupted,omitempty"`
+	// Mode is "cost-saving" when a budget is nearly spent; empty otherwise.
+	Mode string `json:"mode,omitempty"`
 }
 
 // Result is a finished turn.
@@ -120,13 +182,15 @@ type Result struct {
 
 // Turn is a started exchange: the session is resolved and the user's message is stored.
 type Turn struct {
-	engine     *Engine
-	agent      Agent
-	req        Request
-	sess       session.Session
-	history    []llm.Message
-	started    time.Time
-	newSession bool
+	engine      *Engine
+	agent       Agent
+	req         Request
+	sess        session.Session
+	history     []llm.Message
+	started     time.Time
+	newSession  bool
+	reservation *Reservation
+	mode        Mode
 }
 
 // SessionID is the turn's session.
@@ -225,7 +289,9 @@ func (e *Engine) Start(ctx context.Context, req Request) (*Turn, error) {
 	agent, _ := e.cfg.Registry.Get(sess.AgentID)
 	req.AgentID, req.SessionID, req.UserID = sess.AgentID, sess.ID, sess.UserID
 	t := &Turn{engine: e, agent: agent, req: req, sess: sess, newSession: created, started: e.cfg.Clock.Now()}
-	if !created {
+	if req.History != nil {
+		t.history = req.History
+	} else if !created {
 		msgs, err := e.cfg.Store.ListMessages(ctx, sess.UserID, sess.ID, e.cfg.HistoryMessages)
 		if err != nil {
 			return nil, fmt.Errorf("start turn: %w", err)
@@ -236,10 +302,23 @@ func (e *Engine) Start(ctx context.Context, req Request) (*Turn, error) {
 			}
 		}
 	}
+	if e.cfg.Budget != nil {
+		// A paused agent refuses before anything is stored: the client gets a clear error and
+		// still holds what the user said.
+		promptChars := len(req.Message) + systemPromptAllowance
+		for _, m := range t.history {
+			promptChars += len(m.Content)
+		}
+		estimate := e.cfg.Prices.Estimate(e.cfg.EstimateModel, promptChars, e.cfg.EstimateMaxTokens)
+		if t.reservation, t.mode, err = e.cfg.Budget.Reserve(ctx, sess.AgentID, estimate); err != nil {
+			return nil, err
+		}
+	}
 	if err := e.cfg.Store.AppendMessage(ctx, session.Message{
 		ID: session.NewID("msg"), SessionID: sess.ID, Role: session.RoleUser, Content: req.Message,
 		Metadata: map[string]any{"context": req.Context},
 	}); err != nil {
+		t.reservation.Settle(ctx, 0)
 		return nil, fmt.Errorf("start turn: store user message: %w", err)
 	}
 	return t, nil
@@ -253,16 +332,29 @@ func (t *Turn) Run(ctx context.Context, onDelta func(text string) error) (Result
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	res := Result{SessionID: t.sess.ID, MessageID: session.NewID("msg")}
+	var provider llm.Provider = e.cfg.LLM
+	if t.mode >= ModeSaving {
+		provider = savingProvider{inner: provider, model: e.cfg.SavingModel, maxTokens: e.cfg.SavingMaxTokens}
+		res.Metadata.Mode = ModeSaving.String()
+	}
+	turnLLM := &turnProvider{inner: provider, cache: e.cfg.Cache}
+	history, summary := e.cfg.Window.Fit(t.history)
 	reply, err := t.agent.Respond(ctx, Input{
 		SessionID: t.sess.ID, UserID: t.req.UserID, Message: t.req.Message,
-		History: t.history, Context: t.req.Context, LLM: e.cfg.LLM,
+		History: history, Summary: summary, Context: t.req.Context, Options: t.req.Options,
+		CostSaving: t.mode >= ModeSaving, LLM: turnLLM,
 	})
 	if err != nil {
+		t.reservation.Settle(ctx, 0)
 		return res, t.fail(ctx, fmt.Errorf("agent %s: %w", t.req.AgentID, err))
 	}
 	res.Intent, res.Sentiment = reply.Intent.Name, reply.Sentiment
 	res.Metadata.IntentConfidence = reply.Intent.Confidence
+	if e.cfg.Cache != nil {
+		turnLLM.ttl = e.cfg.Cache.TTL(reply.Intent.Name)
+	}
 	var content strings.Builder
+	var usage *llm.Usage
 	var runErr error
 	for chunk, err := range reply.Stream {
 		if err != nil {
@@ -275,9 +367,9 @@ func (t *Turn) Run(ctx context.Context, onDelta func(text string) error) (Result
 		if chunk.Model != "" {
 			res.Metadata.Model = chunk.Model
 		}
+		res.Metadata.Cached = res.Metadata.Cached || chunk.Cached
 		if chunk.Usage != nil {
-			res.Metadata.Tokens = Tokens{Input: chunk.Usage.InputTokens, CachedInput: chunk.Usage.CachedInputTokens, Output: chunk.Usage.OutputTokens}
-			res.Metadata.Cost = Cost(res.Metadata.Model, *chunk.Usage)
+			usage = chunk.Usage
 		}
 		if chunk.Text == "" {
 			continue
@@ -295,6 +387,15 @@ func (t *Turn) Run(ctx context.Context, onDelta func(text string) error) (Result
 	if res.Metadata.Provider == "" {
 		res.Metadata.Provider = e.cfg.LLM.Name()
 	}
+	if usage == nil && res.Content != "" && !res.Metadata.Cached {
+		// A reply cut off before its usage arrived was still generated and billed: estimate it.
+		usage = &llm.Usage{InputTokens: int64(len(t.req.Message)+3) / 4, OutputTokens: int64(len(res.Content)+3) / 4}
+	}
+	if usage != nil && !res.Metadata.Cached {
+		res.Metadata.Tokens = Tokens{Input: usage.InputTokens, CachedInput: usage.CachedInputTokens, CacheWrite: usage.CacheWriteTokens, Output: usage.OutputTokens}
+		res.Metadata.Cost = e.cfg.Prices.LLMCost(res.Metadata.Model, *usage)
+	}
+	t.reservation.Settle(ctx, res.Metadata.Cost)
 	res.Metadata.ProcessingMs = e.cfg.Clock.Now().Sub(t.started).Milliseconds()
 	if runErr != nil {
 		if res.Content == "" {
@@ -309,14 +410,27 @@ func (t *Turn) Run(ctx context.Context, onDelta func(text string) error) (Result
 		Metadata: map[string]any{
 			"agentId": t.req.AgentID, "intent": res.Intent, "sentiment": res.Sentiment.Label,
 			"provider": res.Metadata.Provider, "model": res.Metadata.Model, "tokens": res.Metadata.Tokens,
-			"cost": res.Metadata.Cost, "processingMs": res.Metadata.ProcessingMs, "interrupted": res.Metadata.Interrupted,
+			"cost": res.Metadata.Cost, "cached": res.Metadata.Cached, "processingMs": res.Metadata.ProcessingMs,
+			"interrupted": res.Metadata.Interrupted,
 		},
 	}); err != nil {
 		return res, fmt.Errorf("store reply: %w", err)
 	}
+	if e.cfg.Ledger != nil {
+		if err := e.cfg.Ledger.RecordCost(persistCtx, session.Cost{
+			ID: res.MessageID, UserID: t.req.UserID, AgentID: t.req.AgentID, SessionID: t.sess.ID, Kind: "llm",
+			Provider: res.Metadata.Provider, Model: res.Metadata.Model,
+			InputTokens: res.Metadata.Tokens.Input, CachedInputTokens: res.Metadata.Tokens.CachedInput,
+			CacheWriteTokens: res.Metadata.Tokens.CacheWrite, OutputTokens: res.Metadata.Tokens.Output,
+			USD: res.Metadata.Cost, Cached: res.Metadata.Cached,
+		}); err != nil {
+			e.cfg.Logger.ErrorContext(ctx, "cost not recorded", "message", res.MessageID, "err", err)
+		}
+	}
 	t.record(persistCtx, "turn.completed", map[string]any{
 		"intent": res.Intent, "provider": res.Metadata.Provider, "model": res.Metadata.Model,
-		"processingMs": res.Metadata.ProcessingMs, "cost": res.Metadata.Cost, "interrupted": res.Metadata.Interrupted,
+		"processingMs": res.Metadata.ProcessingMs, "cost": res.Metadata.Cost, "cached": res.Metadata.Cached,
+		"interrupted": res.Metadata.Interrupted,
 	})
 	return res, runErr
 }

@@ -64,23 +64,42 @@ func (a *Agent) Respond(ctx context.Context, in agents.Input) (agents.Reply, err
 	intent := nlu.DetectIntent(in.Message)
 	sentiment := nlu.AnalyzeSentiment(in.Message)
 	temp := a.cfg.Temperature
+	if in.Options.Temperature != nil {
+		temp = *in.Options.Temperature
+	}
 	req := llm.Request{
 		Model:       a.cfg.Model,
-		System:      buildSystem(intent, sentiment, in.Context),
+		System:      buildSystem(intent, sentiment, in.Context, in.Options.System, in.Summary),
 		Messages:    append(append([]llm.Message(nil), in.History...), llm.Message{Role: "user", Content: in.Message}),
 		Temperature: &temp,
 		MaxTokens:   a.cfg.MaxTokens,
 	}
+	if in.Options.Model != "" {
+		req.Model = in.Options.Model
+	}
+	if in.Options.MaxTokens > 0 && in.Options.MaxTokens < req.MaxTokens {
+		req.MaxTokens = in.Options.MaxTokens
+	}
 	return agents.Reply{Intent: intent, Sentiment: sentiment, Stream: in.LLM.Stream(ctx, req)}, nil
 }
 
-func buildSystem(intent nlu.Intent, sentiment nlu.Sentiment, clientContext map[string]any) string {
+func buildSystem(intent nlu.Intent, sentiment nlu.Sentiment, clientContext map[string]any, appInstructions, summary string) string {
 	var b strings.Builder
 	b.WriteString(SystemPrompt)
+	if appInstructions != "" {
+		// The app's own instructions come after FAM's rules, which still win.
+		b.WriteString("\n\n## Instructions from the app\n")
+		b.WriteString(appInstructions)
+	}
 	b.WriteString("\n\n## Conversation Context\n")
 	fmt.Fprintf(&b, "- The user's message reads as %s (confidence %.2f) with %s sentiment.\n", intent.Name, intent.Confidence, sentiment.Label)
 	if sentiment.Label == "negative" {
 		b.WriteString("- Acknowledge the user's frustration briefly before helping.\n")
+	}
+	if summary != "" {
+		b.WriteString("- Earlier in this conversation:\n")
+		b.WriteString(summary)
+		b.WriteString("\n")
 	}
 	for _, key := range []string{"timezone", "language", "location", "page"} {
 		if v, ok := clientContext[key]; ok {

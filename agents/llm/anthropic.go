@@ -183,9 +183,10 @@ func (a *Anthropic) Stream(ctx context.Context, req Request) iter.Seq2[Chunk, er
 					model = data.Message.Model
 				}
 				u := data.Message.Usage
-				// Cache writes are billed as input; cache reads at the cached rate.
-				usage.InputTokens = u.InputTokens + u.CacheCreationInputTokens
+				// Anthropic reports the three input kinds apart; each has its own price.
+				usage.InputTokens = u.InputTokens
 				usage.CachedInputTokens = u.CacheReadInputTokens
+				usage.CacheWriteTokens = u.CacheCreationInputTokens
 				usage.OutputTokens = u.OutputTokens
 			case "content_block_delta":
 				if data.Delta.Type == "text_delta" && data.Delta.Text != "" {

@@ -12,10 +12,14 @@ import (
 
 // Reply is what a fake server streams back.
 type Reply struct {
-	Chunks       []string
+	Chunks []string
+	// InputTokens is reported as the provider does: OpenAI's prompt_tokens includes the cached
+	// tokens, Anthropic's input_tokens does not.
 	InputTokens  int64
 	CachedTokens int64
-	OutputTokens int64
+	// CacheWriteTokens is Anthropic's cache_creation_input_tokens.
+	CacheWriteTokens int64
+	OutputTokens     int64
 	// Status, when not 0 or 200, is returned with an error body instead of a stream.
 	Status int
 }
@@ -131,7 +135,8 @@ func NewAnthropic(reply func(n int) Reply) *Server {
 		}
 		send("message_start", map[string]any{"type": "message_start", "message": map[string]any{
 			"id": "msg_1", "type": "message", "role": "assistant", "content": []any{}, "model": model,
-			"stop_reason": nil, "usage": map[string]any{"input_tokens": rep.InputTokens, "cache_read_input_tokens": rep.CachedTokens, "output_tokens": 1}}})
+			"stop_reason": nil, "usage": map[string]any{"input_tokens": rep.InputTokens, "cache_read_input_tokens": rep.CachedTokens,
+				"cache_creation_input_tokens": rep.CacheWriteTokens, "output_tokens": 1}}})
 		send("content_block_start", map[string]any{"type": "content_block_start", "index": 0, "content_block": map[string]any{"type": "text", "text": ""}})
 		send("ping", map[string]any{"type": "ping"})
 		for _, c := range rep.Chunks {
