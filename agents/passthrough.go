@@ -32,6 +32,7 @@ func (Passthrough) Respond(ctx context.Context, in Input) (Reply, error) {
 	req := llm.Request{
 		Model:       in.Options.Model,
 		System:      system,
+		CachePrefix: len(in.Options.System), // the summary after it changes; the app's prompt does not
 		Messages:    append(append([]llm.Message(nil), in.History...), llm.Message{Role: "user", Content: in.Message}),
 		Temperature: in.Options.Temperature,
 		MaxTokens:   in.Options.MaxTokens,

@@ -74,6 +74,12 @@ func (a *Agent) Respond(ctx context.Context, in agents.Input) (agents.Reply, err
 		Temperature: &temp,
 		MaxTokens:   a.cfg.MaxTokens,
 	}
+	// FAM's rules and the app's instructions come first and never change within an app, so
+	// providers can cache them; the per-turn context follows.
+	req.CachePrefix = len(SystemPrompt)
+	if in.Options.System != "" {
+		req.CachePrefix = strings.Index(req.System, "\n\n## Conversation Context")
+	}
 	if in.Options.Model != "" {
 		req.Model = in.Options.Model
 	}

@@ -69,12 +69,41 @@ type anthropicMessage struct {
 }
 
 type anthropicRequest struct {
-	Model       string             `json:"model"`
-	MaxTokens   int                `json:"max_tokens"`
-	System      string             `json:"system,omitempty"`
+	Model     string `json:"model"`
+	MaxTokens int    `json:"max_tokens"`
+	// System is a string, or text blocks when a prefix is marked for prompt caching.
+	System      any                `json:"system,omitempty"`
 	Messages    []anthropicMessage `json:"messages"`
 	Temperature *float64           `json:"temperature,omitempty"`
 	Stream      bool               `json:"stream"`
+}
+
+type anthropicSystemBlock struct {
+	Type         string          `json:"type"`
+	Text         string          `json:"text"`
+	CacheControl *anthropicCache `json:"cache_control,omitempty"`
+}
+
+type anthropicCache struct {
+	Type string `json:"type"`
+}
+
+// anthropicSystem marks the stable prefix of the system prompt with cache_control, so repeated
+// turns read it from Anthropic's prompt cache (billed at the cache-read rate) instead of paying
+// full input price; the part that changes per turn follows in its own block.
+func anthropicSystem(system string, prefix int) any {
+	if system == "" {
+		return nil
+	}
+	if prefix <= 0 {
+		return system
+	}
+	prefix = min(prefix, len(system))
+	blocks := []anthropicSystemBlock{{Type: "text", Text: system[:prefix], CacheControl: &anthropicCache{Type: "ephemeral"}}}
+	if rest := system[prefix:]; strings.TrimSpace(rest) != "" {
+		blocks = append(blocks, anthropicSystemBlock{Type: "text", Text: rest})
+	}
+	return blocks
 }
 
 type anthropicUsage struct {
@@ -128,7 +157,7 @@ func (a *Anthropic) Stream(ctx context.Context, req Request) iter.Seq2[Chunk, er
 		body := anthropicRequest{
 			Model:       req.Model,
 			MaxTokens:   req.MaxTokens,
-			System:      req.System,
+			System:      anthropicSystem(req.System, req.CachePrefix),
 			Messages:    anthropicMessages(req.Messages),
 			Temperature: req.Temperature,
 			Stream:      true,

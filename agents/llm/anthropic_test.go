@@ -297,3 +297,25 @@ func TestAnthropicHTTPErrors(t *testing.T) {
 		},
 	})
 }
+
+func TestAnthropicMarksTheStablePrefixForPromptCaching(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		system string
+		prefix int
+		want   string
+	}{
+		{"no prefix: a plain string", "Rules. Context.", 0, `"Rules. Context."`},
+		{"prefix and rest", "Rules. Context.", 7, `[{"type":"text","text":"Rules. ","cache_control":{"type":"ephemeral"}},{"type":"text","text":"Context."}]`},
+		{"prefix is everything", "Rules.", 6, `[{"type":"text","text":"Rules.","cache_control":{"type":"ephemeral"}}]`},
+		{"prefix past the end", "Rules.", 99, `[{"type":"text","text":"Rules.","cache_control":{"type":"ephemeral"}}]`},
+		{"no system", "", 5, `null`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := json.Marshal(anthropicSystem(tc.system, tc.prefix))
+			if err != nil || string(got) != tc.want {
+				t.Fatalf("got %s %v, want %s", got, err, tc.want)
+			}
+		})
+	}
+}

@@ -113,7 +113,8 @@ var (
 // capturingChain is a chain whose log is returned for inspection.
 func capturingChain(timeout time.Duration, providers ...Provider) (*Chain, *bytes.Buffer) {
 	var log bytes.Buffer
-	return NewChain(ChainConfig{FirstTokenTimeout: timeout, Logger: slog.New(slog.NewTextHandler(&log, nil))}, providers...), &log
+	// No retries here: these tests are about falling back; chain_retry_test.go covers retries.
+	return NewChain(ChainConfig{FirstTokenTimeout: timeout, Retries: -1, Logger: slog.New(slog.NewTextHandler(&log, nil))}, providers...), &log
 }
 
 func checkCalls(t *testing.T, want map[*fakeProvider]int) {

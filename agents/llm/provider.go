@@ -25,6 +25,10 @@ type Request struct {
 	Model string
 	// System is the system prompt.
 	System string
+	// CachePrefix is how many leading bytes of System stay the same from request to request.
+	// Providers with explicit prompt caching (Anthropic) mark that prefix as cacheable; OpenAI
+	// caches stable prefixes on its own. 0 marks nothing.
+	CachePrefix int
 	// Messages is the conversation, oldest first, ending with the user's turn.
 	Messages []Message
 	// Temperature is passed through when set.
