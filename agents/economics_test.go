@@ -112,7 +112,7 @@ type economyOpts struct {
 	tweak  func(*agents.EngineConfig)
 }
 
-func newEconomy(t *testing.T, provider llm.Provider, o economyOpts) *economy {
+func newEconomy(t testing.TB, provider llm.Provider, o economyOpts) *economy {
 	t.Helper()
 	ctx := context.Background()
 	store, err := session.OpenSQLite(ctx, session.SQLiteConfig{Path: t.TempDir() + "/econ.db"})
