@@ -201,6 +201,9 @@ func (t *Turn) NewSession() bool { return t.newSession }
 
 var userIDPattern = regexp.MustCompile(`^[A-Za-z0-9_.@:-]{1,128}$`)
 
+// ValidUserID reports whether id is acceptable as a user id: 1-128 letters, digits or _.@:-.
+func ValidUserID(id string) bool { return userIDPattern.MatchString(id) }
+
 // Conversation names who talks to which agent in which session.
 type Conversation struct {
 	AgentID string

@@ -113,6 +113,10 @@ func (c *Chain) Stream(ctx context.Context, req Request) iter.Seq2[Chunk, error]
 		}
 		var failures []error
 		for i, p := range c.providers {
+			if i == 1 {
+				// A model name is one provider's; a fallback answers with its own default.
+				req.Model = ""
+			}
 			br := c.breakers[i]
 			if !br.allow(c.cfg.Now(), c.cfg.BreakerCooldown) {
 				failures = append(failures, fmt.Errorf("%s: %w", p.Name(), ErrCircuitOpen))

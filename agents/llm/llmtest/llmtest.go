@@ -22,6 +22,9 @@ type Reply struct {
 	OutputTokens     int64
 	// Status, when not 0 or 200, is returned with an error body instead of a stream.
 	Status int
+	// CutAfter, when > 0, drops the connection after that many content chunks, as an upstream
+	// that dies mid-stream does.
+	CutAfter int
 }
 
 // Server is a fake provider endpoint that records the requests it got.
@@ -92,7 +95,10 @@ func NewOpenAI(reply func(n int) Reply) *Server {
 				"choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}}}
 		}
 		send(chunk(map[string]any{"role": "assistant", "content": ""}, nil))
-		for _, c := range rep.Chunks {
+		for i, c := range rep.Chunks {
+			if rep.CutAfter > 0 && i == rep.CutAfter {
+				panic(http.ErrAbortHandler)
+			}
 			send(chunk(map[string]any{"content": c}, nil))
 		}
 		send(chunk(map[string]any{}, "stop"))
@@ -139,7 +145,10 @@ func NewAnthropic(reply func(n int) Reply) *Server {
 				"cache_creation_input_tokens": rep.CacheWriteTokens, "output_tokens": 1}}})
 		send("content_block_start", map[string]any{"type": "content_block_start", "index": 0, "content_block": map[string]any{"type": "text", "text": ""}})
 		send("ping", map[string]any{"type": "ping"})
-		for _, c := range rep.Chunks {
+		for i, c := range rep.Chunks {
+			if rep.CutAfter > 0 && i == rep.CutAfter {
+				panic(http.ErrAbortHandler)
+			}
 			send("content_block_delta", map[string]any{"type": "content_block_delta", "index": 0, "delta": map[string]any{"type": "text_delta", "text": c}})
 		}
 		send("content_block_stop", map[string]any{"type": "content_block_stop", "index": 0})
