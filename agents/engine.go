@@ -49,6 +49,11 @@ type EngineConfig struct {
 	MaxMessageChars int
 	// Window shapes the history an agent sees. Defaults in ContextWindow.
 	Window ContextWindow
+	// Summarizer folds turns older than the window into a running summary, kept in KV.
+	// Default none: the summary is extractive.
+	Summarizer Summarizer
+	// KV keeps the running summaries. Required with a Summarizer.
+	KV session.KV
 	// Prices turns usage into cost. Default DefaultPrices().
 	Prices *Prices
 	// Cache reuses complete replies. Default none.
@@ -191,6 +196,7 @@ type Turn struct {
 	newSession  bool
 	reservation *Reservation
 	mode        Mode
+	summaryCost float64 // what the running summary cost this turn, billed with it
 }
 
 // SessionID is the turn's session.
@@ -341,7 +347,14 @@ func (t *Turn) Run(ctx context.Context, onDelta func(text string) error) (Result
 		res.Metadata.Mode = ModeSaving.String()
 	}
 	turnLLM := &turnProvider{inner: provider, cache: e.cfg.Cache}
-	history, summary := e.cfg.Window.Fit(t.history)
+	history, older := e.cfg.Window.split(t.history)
+	summary, ok := "", false
+	if len(older) > 0 && e.cfg.Summarizer != nil && e.cfg.KV != nil {
+		summary, ok = e.rollingSummary(ctx, t, older)
+	}
+	if !ok {
+		summary = e.cfg.Window.extractive(older)
+	}
 	reply, err := t.agent.Respond(ctx, Input{
 		SessionID: t.sess.ID, UserID: t.req.UserID, Message: t.req.Message,
 		History: history, Summary: summary, Context: t.req.Context, Options: t.req.Options,
@@ -398,6 +411,7 @@ func (t *Turn) Run(ctx context.Context, onDelta func(text string) error) (Result
 		res.Metadata.Tokens = Tokens{Input: usage.InputTokens, CachedInput: usage.CachedInputTokens, CacheWrite: usage.CacheWriteTokens, Output: usage.OutputTokens}
 		res.Metadata.Cost = e.cfg.Prices.LLMCost(res.Metadata.Model, *usage)
 	}
+	res.Metadata.Cost += t.summaryCost
 	t.reservation.Settle(ctx, res.Metadata.Cost)
 	res.Metadata.ProcessingMs = e.cfg.Clock.Now().Sub(t.started).Milliseconds()
 	if runErr != nil {
