@@ -33,11 +33,26 @@ speech-engines:
 
 # Tools the tests need. Locally a missing one is installed when possible; under CI=true it must
 # be installable or the run fails.
+# redis-server is for the rate-limit tests, which start their own on a free loopback port; it is
+# installed without starting or enabling the system service (a temporary policy-rc.d).
 test-deps:
 	@command -v $(GO) >/dev/null 2>&1 || { echo "error: go is not installed (need Go 1.24+)"; exit 1; }
 	@command -v gcc >/dev/null 2>&1 || { \
 	  echo "installing gcc (needed by the race detector)..."; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null) || { echo "error: gcc missing and could not be installed"; exit 1; }; }
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  echo "installing redis-server (the tests start their own; no system service is started)..."; \
+	  ok=1; \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then policy=/usr/sbin/policy-rc.d; printf '#!/bin/sh\nexit 101\n' > $$policy && chmod +x $$policy; fi; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) && ok=0; \
+	    if [ -n "$$policy" ]; then rm -f $$policy; fi; \
+	    if [ $$ok = 0 ] && command -v systemctl >/dev/null 2>&1; then systemctl disable redis-server >/dev/null 2>&1 || true; fi; \
+	  fi; \
+	  if [ $$ok != 0 ]; then \
+	    if [ "$$CI" = "true" ]; then echo "error: redis-server missing and could not be installed (needs root and apt-get)"; exit 1; fi; \
+	    echo "warning: redis-server missing and could not be installed (needs root and apt-get); the Redis tests will fail"; \
+	  fi; }
 
 test: test-deps lint
 	$(GO) test $(TESTFLAGS) ./...

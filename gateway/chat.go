@@ -130,13 +130,18 @@ func newSSEWriter(w http.ResponseWriter) (*sseWriter, error) {
 	return &sseWriter{w: w, flusher: f, rc: http.NewResponseController(w)}, nil
 }
 
-func (s *sseWriter) start() error {
+// begin sends the stream's headers; nothing is flushed until the first write.
+func (s *sseWriter) begin() {
 	h := s.w.Header()
 	h.Set(echo.HeaderContentType, "text/event-stream; charset=utf-8")
 	h.Set(echo.HeaderCacheControl, "no-cache")
 	h.Set(echo.HeaderConnection, "keep-alive")
 	h.Set("X-Accel-Buffering", "no") // nginx would otherwise hold the events back
 	s.w.WriteHeader(http.StatusOK)
+}
+
+func (s *sseWriter) start() error {
+	s.begin()
 	if _, err := io.WriteString(s.w, ": stream open\n\n"); err != nil {
 		return err
 	}
@@ -180,6 +185,6 @@ func (s *Server) sessionMessages(c echo.Context) error {
 }
 
 func (s *Server) listAgents(c echo.Context) error {
-	list := s.cfg.Engine.Registry().List()
+	list := s.publicAgents()
 	return c.JSON(http.StatusOK, map[string]any{"agents": list, "total": len(list)})
 }

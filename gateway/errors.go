@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/dartmouth-gw/dartmouth/agents"
 	"github.com/dartmouth-gw/dartmouth/agents/llm"
@@ -27,6 +28,8 @@ const (
 	CodeInternal         = "internal_error"
 	CodeUnavailable      = "service_unavailable"
 	CodeForbiddenOrigin  = "origin_not_allowed"
+	CodeBudgetExceeded   = "budget_exceeded"
+	CodeRateLimited      = "rate_limited"
 	// WebSocket-only codes.
 	CodeUnknownType      = "unknown_type"
 	CodeFrameTooLarge    = "frame_too_large"
@@ -46,7 +49,9 @@ type APIError struct {
 	Details map[string]any `json:"details,omitempty"`
 	// RequestID is filled in at the edge.
 	RequestID string `json:"requestId,omitempty"`
-	cause     error
+	// RetryAfter, when set, is sent as the Retry-After header.
+	RetryAfter time.Duration `json:"-"`
+	cause      error
 }
 
 func (e *APIError) Error() string { return e.Code + ": " + e.Message }
@@ -71,6 +76,7 @@ func toAPIError(err error) *APIError {
 	var valErr *agents.ValidationError
 	var maxBytes *http.MaxBytesError
 	var httpErr *echo.HTTPError
+	var budgetErr *agents.BudgetError
 	switch {
 	case errors.As(err, &valErr):
 		return &APIError{Status: http.StatusBadRequest, Code: CodeValidation, Message: valErr.Error(), Details: map[string]any{"field": valErr.Field}, cause: err}
@@ -82,6 +88,9 @@ func toAPIError(err error) *APIError {
 		return &APIError{Status: http.StatusNotFound, Code: CodeSessionNotFound, Message: err.Error(), cause: err}
 	case errors.Is(err, agents.ErrSessionAgent):
 		return &APIError{Status: http.StatusConflict, Code: CodeSessionConflict, Message: err.Error(), cause: err}
+	case errors.As(err, &budgetErr):
+		return &APIError{Status: http.StatusTooManyRequests, Code: CodeBudgetExceeded, Message: budgetErr.Error(),
+			Details: map[string]any{"scope": budgetErr.Scope, "resetAt": budgetErr.ResetAt}, RetryAfter: time.Until(budgetErr.ResetAt), cause: err}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &APIError{Status: http.StatusGatewayTimeout, Code: CodeTimeout, Message: "the request took longer than its deadline", cause: err}
 	case errors.As(err, &httpErr):

@@ -46,7 +46,7 @@ func startGateway(t *testing.T, provider llm.Provider, opts ...option) *testGate
 	if provider == nil {
 		provider = offline.New(offline.Config{})
 	}
-	reg, err := agents.NewRegistry(fam.New(fam.Config{}))
+	reg, err := agents.NewRegistry(fam.New(fam.Config{}), agents.Passthrough{}) // as cmd wires it
 	if err != nil {
 		t.Fatal(err)
 	}

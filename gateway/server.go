@@ -7,9 +7,11 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +52,21 @@ type Config struct {
 	Static fs.FS
 	// Version is reported by /health. Default "dev".
 	Version string
+	// Models are listed by GET /v1/models after the agents, such as the primary provider's
+	// default model. Requests may name any model: a name that is not an agent goes to the
+	// provider chain through the passthrough agent. Default none.
+	Models []Model
+	// RateLimiter counts requests per caller on the rate-limited routes (POST /api/v2/chat,
+	// /api/v2/chat/stream, /v1/chat/completions and each WebSocket text turn; see
+	// ratelimit.go). Default nil: no rate limits.
+	RateLimiter RateLimiter
+	// RateLimits is the quota of each plan; a plan missing from it gets the "free" quota.
+	// Default DefaultRateLimits(): free 20/h, paid 1000/h, premium 10000/h.
+	RateLimits map[string]Limit
+	// Identify names the caller (the rate-limit key) and their plan; real authentication plugs
+	// in here. Default IdentifyByIP: the client IP, on the free plan. A body's userId is never
+	// trusted for limits.
+	Identify func(*http.Request) (key, plan string)
 }
 
 // Server is the gateway.
@@ -93,6 +110,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
+	if cfg.RateLimits == nil {
+		cfg.RateLimits = DefaultRateLimits()
+	}
+	if cfg.Identify == nil {
+		cfg.Identify = IdentifyByIP
+	}
 	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), drain: make(chan struct{})}
 	s.hardStop, s.cancelHardStop = context.WithCancel(context.Background())
 
@@ -107,9 +130,10 @@ func New(cfg Config) (*Server, error) {
 	}}))
 	e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 		AllowOriginFunc: func(origin string) (bool, error) { return slices.Contains(cfg.AllowedOrigins, origin), nil },
-		AllowHeaders:    []string{echo.HeaderContentType, echo.HeaderAuthorization, "X-API-Key", echo.HeaderXRequestID},
-		ExposeHeaders:   []string{echo.HeaderXRequestID, "X-Session-Id", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"},
-		MaxAge:          600,
+		// No AllowHeaders: the preflight's requested headers are echoed, so SDKs that add their
+		// own (the OpenAI SDKs' x-stainless-*) work from allowed origins.
+		ExposeHeaders: []string{echo.HeaderXRequestID, "X-Session-Id", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"},
+		MaxAge:        600,
 	}))
 	e.Use(s.limitBody, s.deadline)
 	s.echo = e
@@ -124,10 +148,15 @@ func (s *Server) routes() {
 	e.GET("/health/ready", s.ready)
 	v2 := e.Group("/api/v2")
 	v2.GET("/agents", s.listAgents)
-	v2.POST("/chat", s.chat)
-	v2.POST("/chat/stream", s.chatStream)
+	v2.GET("/costs", s.costs)
+	v2.POST("/chat", s.chat, s.rateLimit)
+	v2.POST("/chat/stream", s.chatStream, s.rateLimit)
 	v2.GET("/sessions/:id/messages", s.sessionMessages)
 	v2.GET("/ws", s.websocket)
+	v1 := e.Group("/v1")
+	v1.POST("/chat/completions", s.chatCompletions, s.rateLimit)
+	v1.GET("/models", s.listModels)
+	v1.GET("/models/*", s.getModel)
 	if s.cfg.Static != nil {
 		e.StaticFS("/", s.cfg.Static)
 	}
@@ -213,6 +242,9 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
 		return
 	}
+	if apiErr.RetryAfter > 0 {
+		c.Response().Header().Set("Retry-After", strconv.FormatInt(int64(math.Ceil(apiErr.RetryAfter.Seconds())), 10))
+	}
 	if apiErr.Status == http.StatusServiceUnavailable || apiErr.Status == http.StatusTooManyRequests {
 		if c.Response().Header().Get("Retry-After") == "" {
 			c.Response().Header().Set("Retry-After", "1")
@@ -220,6 +252,10 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	if c.Request().Method == http.MethodHead {
 		_ = c.NoContent(apiErr.Status)
+		return
+	}
+	if isOpenAIRoute(c) {
+		_ = c.JSON(apiErr.Status, openAIErrorBody(apiErr))
 		return
 	}
 	_ = c.JSON(apiErr.Status, errorEnvelope{Error: apiErr})

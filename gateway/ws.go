@@ -41,6 +41,8 @@ type serverFrame struct {
 	Metadata  *agents.Metadata `json:"metadata,omitempty"`
 	Code      string           `json:"code,omitempty"`
 	Message   string           `json:"message,omitempty"`
+	// RetryAfter is how many seconds a rate_limited client should wait.
+	RetryAfter int `json:"retryAfter,omitempty"`
 }
 
 // originAllowed accepts clients that send no Origin (apps, servers), the gateway's own pages,
@@ -78,6 +80,7 @@ func (s *Server) websocket(c echo.Context) error {
 	}
 	defer s.sockets.Done()
 	ws := &wsSession{srv: s, conn: conn, requestID: requestID(c)}
+	ws.rateKey, ws.rateLimit = s.rateLimitFor(r)
 	ws.serve()
 	return nil
 }
@@ -88,6 +91,9 @@ type wsSession struct {
 	srv       *Server
 	conn      *websocket.Conn
 	requestID string
+	// rateKey and rateLimit identify the caller for the per-turn rate limit (ratelimit.go).
+	rateKey   string
+	rateLimit Limit
 
 	ctx    context.Context // ends with the connection
 	cancel context.CancelFunc
@@ -220,6 +226,9 @@ func (ws *wsSession) startSession(f clientFrame) {
 }
 
 func (ws *wsSession) startTurn(f clientFrame) {
+	if !ws.allowTurn(f) {
+		return
+	}
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	if ws.closing {

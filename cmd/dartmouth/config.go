@@ -32,6 +32,21 @@ type Config struct {
 	AnthropicModel    string
 	FirstTokenTimeout time.Duration
 	OfflineFallback   bool
+
+	PricesFile     string  // JSON price table laid over the built-in one
+	ResponseCache  bool    // exact-match LLM response cache
+	CacheTTLs      string  // per-intent cache lifetimes, "greeting=168h,information=30m"
+	BudgetDaily    float64 // USD across all agents, 0 = none
+	BudgetMonthly  float64
+	AgentBudgets   string // "fam=1/day,support=20/month"
+	CriticalAgents string // agents that keep answering at 100%
+	BudgetWebhook  string // URL that receives budget alerts
+	SavingModel    string // model used in cost-saving mode
+	SummaryLLM     bool   // let the model write the running summary of long conversations
+
+	RedisURL   string // redis:// URL the replicas share; empty keeps rate limits in memory
+	RateLimit  bool   // false turns rate limits off
+	RateLimits string // quota per plan, "free=20/h,paid=1000/h,premium=10000/h"
 }
 
 type setting struct {
@@ -64,6 +79,13 @@ func i64(p *int64) func(*flag.FlagSet, string, string, string) {
 	}
 }
 
+func f64(p *float64) func(*flag.FlagSet, string, string, string) {
+	return func(fs *flag.FlagSet, name, value, help string) {
+		v, _ := strconv.ParseFloat(value, 64)
+		fs.Float64Var(p, name, v, help)
+	}
+}
+
 func boolean(p *bool) func(*flag.FlagSet, string, string, string) {
 	return func(fs *flag.FlagSet, name, value, help string) {
 		v, _ := strconv.ParseBool(value)
@@ -91,6 +113,19 @@ func settings(c *Config) []setting {
 		{"anthropic-model", "DARTMOUTH_ANTHROPIC_MODEL", "claude-haiku-4-5", "model for the Anthropic provider", str(&c.AnthropicModel)},
 		{"first-token-timeout", "DARTMOUTH_FIRST_TOKEN_TIMEOUT", "15s", "fall back to the next provider when one is silent this long", dur(&c.FirstTokenTimeout)},
 		{"offline-fallback", "DARTMOUTH_OFFLINE_FALLBACK", "true", "answer with the offline engine when every model provider fails", boolean(&c.OfflineFallback)},
+		{"prices", "DARTMOUTH_PRICES", "", "JSON price table laid over the built-in one (models per 1M tokens, TTS per char, STT per minute)", str(&c.PricesFile)},
+		{"response-cache", "DARTMOUTH_RESPONSE_CACHE", "true", "reuse complete model replies for identical requests", boolean(&c.ResponseCache)},
+		{"cache-ttls", "DARTMOUTH_CACHE_TTLS", "", "per-intent cache lifetimes over the defaults (greeting=168h,howto=24h,calculation=1h,information=30m,time=0; others 5m)", str(&c.CacheTTLs)},
+		{"budget-daily", "DARTMOUTH_BUDGET_DAILY", "0", "daily budget in USD for all agents; 0 means none", f64(&c.BudgetDaily)},
+		{"budget-monthly", "DARTMOUTH_BUDGET_MONTHLY", "0", "monthly budget in USD for all agents; 0 means none", f64(&c.BudgetMonthly)},
+		{"agent-budgets", "DARTMOUTH_AGENT_BUDGETS", "", "per-agent budgets, agent=USD/day or agent=USD/month, comma-separated", str(&c.AgentBudgets)},
+		{"critical-agents", "DARTMOUTH_CRITICAL_AGENTS", "", "agents that keep answering when a budget is spent", str(&c.CriticalAgents)},
+		{"budget-webhook", "DARTMOUTH_BUDGET_WEBHOOK", "", "URL that receives budget alerts (50/80/90/100%) as JSON", str(&c.BudgetWebhook)},
+		{"saving-model", "DARTMOUTH_SAVING_MODEL", "", "cheaper model used in cost-saving mode (at 90% of a budget); empty keeps the model", str(&c.SavingModel)},
+		{"summary-llm", "DARTMOUTH_SUMMARY_LLM", "true", "let the model summarize long conversations (once per block of old turns); false keeps the extractive summary", boolean(&c.SummaryLLM)},
+		{"redis-url", "DARTMOUTH_REDIS_URL", "", "Redis shared by the replicas (redis://[:password@]host:6379/0) for exact rate limits; empty counts in memory, per process", str(&c.RedisURL)},
+		{"rate-limit", "DARTMOUTH_RATE_LIMIT", "true", "limit requests per caller and plan; false turns limits off", boolean(&c.RateLimit)},
+		{"rate-limits", "DARTMOUTH_RATE_LIMITS", "free=20/h,paid=1000/h,premium=10000/h", "quota per plan, plan=requests/period (s, m, h, d or a duration); plans not named keep their default", str(&c.RateLimits)},
 	}
 }
 
@@ -135,8 +170,10 @@ func (c *Config) validate() error {
 		return fmt.Errorf("timeouts must be positive")
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("log-format must be text or json")
+	case c.BudgetDaily < 0 || c.BudgetMonthly < 0:
+		return fmt.Errorf("budgets must not be negative")
 	}
-	return nil
+	return c.validateRateLimits()
 }
 
 func (c *Config) origins() []string {

@@ -107,17 +107,81 @@ func providers(cfg *Config, logger *slog.Logger) *llm.Chain {
 	return llm.NewChain(llm.ChainConfig{FirstTokenTimeout: cfg.FirstTokenTimeout, Logger: logger}, list...)
 }
 
+func hasModel(cfg *Config) bool {
+	return cfg.OpenAIAPIKey != "" || cfg.OpenAIBaseURL != "" || cfg.AnthropicAPIKey != ""
+}
+
+// primaryModel is the model the chain asks first: budget estimates are priced with it.
+func primaryModel(cfg *Config) string {
+	if m := listedModels(cfg); len(m) > 0 {
+		return m[0].ID
+	}
+	return ""
+}
+
+// cacheNamespace changes when the providers or their models change, so cached replies of one
+// setup are never replayed for another.
+func cacheNamespace(cfg *Config) string {
+	ns := "offline"
+	if cfg.OpenAIAPIKey != "" || cfg.OpenAIBaseURL != "" {
+		ns = "openai:" + cfg.OpenAIBaseURL + ":" + cfg.OpenAIModel
+	}
+	if cfg.AnthropicAPIKey != "" {
+		ns += ">anthropic:" + cfg.AnthropicModel
+	}
+	return ns
+}
+
+// listedModels is what GET /v1/models offers besides the agents: the default model of the
+// first provider the chain asks. Other names work too; they are passed to the chain as they are.
+func listedModels(cfg *Config) []gateway.Model {
+	switch {
+	case cfg.OpenAIAPIKey != "" || cfg.OpenAIBaseURL != "":
+		return []gateway.Model{{ID: cfg.OpenAIModel, OwnedBy: "openai"}}
+	case cfg.AnthropicAPIKey != "":
+		return []gateway.Model{{ID: cfg.AnthropicModel, OwnedBy: "anthropic"}}
+	}
+	return []gateway.Model{{ID: offline.ModelName, OwnedBy: "dartmouth"}}
+}
+
 func serve(ctx context.Context, cfg *Config, store *session.SQLStore, logger *slog.Logger) error {
-	kv := session.NewMemoryKV(nil)
+	limits, err := newRateLimiting(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer limits.Close() // after the server has shut down: in-flight requests may still count
+	// Caches, budget counters and summaries live in Redis when replicas share one, so they
+	// stay exact across processes; in process memory otherwise.
+	memoryKV := session.NewMemoryKV(nil)
+	var kv session.KV = memoryKV
+	if limits.redis != nil {
+		kv = session.NewRedisKV(limits.redis, "")
+	}
 	blobs, err := session.NewLocalBlobStore(filepath.Join(cfg.DataDir, "blobs"))
 	if err != nil {
 		return err
 	}
-	registry, err := agents.NewRegistry(fam.New(fam.Config{}))
+	// The passthrough agent serves /v1/chat/completions for model names that are not agents.
+	registry, err := agents.NewRegistry(fam.New(fam.Config{}), agents.Passthrough{})
 	if err != nil {
 		return err
 	}
-	engine, err := agents.NewEngine(agents.EngineConfig{Store: store, Registry: registry, LLM: providers(cfg, logger), Logger: logger})
+	chain := providers(cfg, logger)
+	prices, cache, budget, err := economics(cfg, kv, store, cacheNamespace(cfg), logger)
+	if err != nil {
+		return err
+	}
+	if budget != nil {
+		defer budget.Close()
+	}
+	engineCfg := agents.EngineConfig{
+		Store: store, Registry: registry, LLM: chain, Logger: logger, KV: kv,
+		Prices: prices, Cache: cache, Budget: budget, EstimateModel: primaryModel(cfg), SavingModel: cfg.SavingModel,
+	}
+	if cfg.SummaryLLM && hasModel(cfg) {
+		engineCfg.Summarizer = agents.LLMSummarizer{LLM: chain}
+	}
+	engine, err := agents.NewEngine(engineCfg)
 	if err != nil {
 		return err
 	}
@@ -131,11 +195,14 @@ func serve(ctx context.Context, cfg *Config, store *session.SQLStore, logger *sl
 		WSIdleTimeout:   cfg.WSIdleTimeout,
 		Static:          web.FS(),
 		Version:         version,
-		Checks: []gateway.HealthCheck{
+		Models:          listedModels(cfg),
+		RateLimiter:     limits.limiter,
+		RateLimits:      limits.plans,
+		Checks: append([]gateway.HealthCheck{
 			{Name: "sql", Check: store.Ping},
 			{Name: "kv", Check: kv.Ping},
 			{Name: "blobs", Check: blobs.Ping},
-		},
+		}, limits.checks...),
 	})
 	if err != nil {
 		return err
@@ -151,7 +218,7 @@ func serve(ctx context.Context, cfg *Config, store *session.SQLStore, logger *sl
 	sweeperDone := make(chan struct{})
 	go func() {
 		defer close(sweeperDone)
-		kv.Run(bg, time.Minute)
+		memoryKV.Run(bg, time.Minute)
 	}()
 
 	serveErr := make(chan error, 1)
