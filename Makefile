@@ -31,31 +31,34 @@ speech-engines:
 	  fi; \
 	fi
 
-# Tools the tests need. Locally a missing one is installed when possible; under CI=true it must
-# be installable or the run fails.
-# redis-server is for the rate-limit tests, which start their own on a free loopback port; it is
-# installed without starting or enabling the system service (a temporary policy-rc.d).
+# Debian packages the tests use: the Redis server they start themselves, the local speech
+# engines of the local voice tier (flite and espeak-ng speak, pocketsphinx listens), and
+# libopus for the Opus encoder, built with -tags libopus.
+TEST_PACKAGES := gcc libc6-dev pkg-config redis-server espeak-ng flite pocketsphinx pocketsphinx-en-us libopus-dev
+
+# Installs what the tests need when it is missing. No service is started (the tests start
+# their own Redis). Locally a failed install warns; under CI=true it fails the run.
 test-deps:
 	@command -v $(GO) >/dev/null 2>&1 || { echo "error: go is not installed (need Go 1.24+)"; exit 1; }
-	@command -v gcc >/dev/null 2>&1 || { \
-	  echo "installing gcc (needed by the race detector)..."; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcc libc6-dev >/dev/null) || { echo "error: gcc missing and could not be installed"; exit 1; }; }
-	@command -v redis-server >/dev/null 2>&1 || { \
-	  echo "installing redis-server (the tests start their own; no system service is started)..."; \
+	@missing=$$(for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing test dependencies:" $$missing; \
 	  ok=1; \
 	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
 	    policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then policy=/usr/sbin/policy-rc.d; printf '#!/bin/sh\nexit 101\n' > $$policy && chmod +x $$policy; fi; \
-	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null) && ok=0; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) && ok=0; \
 	    if [ -n "$$policy" ]; then rm -f $$policy; fi; \
 	    if [ $$ok = 0 ] && command -v systemctl >/dev/null 2>&1; then systemctl disable redis-server >/dev/null 2>&1 || true; fi; \
 	  fi; \
 	  if [ $$ok != 0 ]; then \
-	    if [ "$$CI" = "true" ]; then echo "error: redis-server missing and could not be installed (needs root and apt-get)"; exit 1; fi; \
-	    echo "warning: redis-server missing and could not be installed (needs root and apt-get); the Redis tests will fail"; \
-	  fi; }
+	    if [ "$$CI" = "true" ]; then echo "error: could not install" $$missing "(needs root and apt-get)"; exit 1; fi; \
+	    echo "warning: could not install" $$missing "(needs root and apt-get); the tests that use them will fail"; \
+	  fi; \
+	fi
 
 test: test-deps lint
 	$(GO) test $(TESTFLAGS) ./...
+	$(GO) test $(TESTFLAGS) -tags 'libopus nolibopusfile' ./voice/audio/
 
 lint:
 	@out=$$(gofmt -l cmd gateway voice agents session web); \
@@ -63,7 +66,8 @@ lint:
 	$(GO) vet ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./agents/
+	$(GO) test -run '^$$' -bench . -benchmem ./voice/...
 
 clean:
 	rm -rf bin

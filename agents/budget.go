@@ -336,3 +336,10 @@ func (b *Budget) Status(ctx context.Context, agentIDs ...string) ([]ScopeStatus,
 	}
 	return out, mode, nil
 }
+
+// CostSaving reports whether a global budget is 90% spent or more; the voice router then picks
+// the cheapest tier.
+func (b *Budget) CostSaving(ctx context.Context) bool {
+	_, mode, err := b.Status(ctx)
+	return err == nil && mode >= ModeSaving
+}

@@ -73,6 +73,9 @@ func toAPIError(err error) *APIError {
 	if errors.As(err, &apiErr) {
 		return apiErr
 	}
+	if ve, ok := voiceError(err); ok {
+		return ve
+	}
 	var valErr *agents.ValidationError
 	var maxBytes *http.MaxBytesError
 	var httpErr *echo.HTTPError

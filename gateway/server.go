@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/dartmouth-gw/dartmouth/agents"
+	"github.com/dartmouth-gw/dartmouth/voice"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 )
@@ -63,6 +64,11 @@ type Config struct {
 	// RateLimits is the quota of each plan; a plan missing from it gets the "free" quota.
 	// Default DefaultRateLimits(): free 20/h, paid 1000/h, premium 10000/h.
 	RateLimits map[string]Limit
+	// Voice routes speech through the tiers; nil turns the voice endpoints off (503).
+	Voice *voice.Router
+	// AudioBodyLimit is the largest audio body accepted by the transcription endpoints, in
+	// bytes. Default 25 MiB (OpenAI's own limit).
+	AudioBodyLimit int64
 	// Identify names the caller (the rate-limit key) and their plan; real authentication plugs
 	// in here. Default IdentifyByIP: the client IP, on the free plan. A body's userId is never
 	// trusted for limits.
@@ -113,6 +119,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.RateLimits == nil {
 		cfg.RateLimits = DefaultRateLimits()
 	}
+	if cfg.AudioBodyLimit <= 0 {
+		cfg.AudioBodyLimit = 25 << 20
+	}
 	if cfg.Identify == nil {
 		cfg.Identify = IdentifyByIP
 	}
@@ -153,10 +162,15 @@ func (s *Server) routes() {
 	v2.POST("/chat/stream", s.chatStream, s.rateLimit)
 	v2.GET("/sessions/:id/messages", s.sessionMessages)
 	v2.GET("/ws", s.websocket)
+	v2.POST("/voice/tts", s.voiceTTS, s.rateLimit)
+	v2.POST("/voice/stt", s.voiceSTT, s.rateLimit)
+	v2.GET("/voice/providers", s.voiceProviders)
 	v1 := e.Group("/v1")
 	v1.POST("/chat/completions", s.chatCompletions, s.rateLimit)
 	v1.GET("/models", s.listModels)
 	v1.GET("/models/*", s.getModel)
+	v1.POST("/audio/speech", s.openAISpeech, s.rateLimit)
+	v1.POST("/audio/transcriptions", s.openAITranscriptions, s.rateLimit)
 	if s.cfg.Static != nil {
 		e.StaticFS("/", s.cfg.Static)
 	}
@@ -294,15 +308,22 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
-		if req.ContentLength > s.cfg.BodyLimit {
-			return newAPIError(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is over the limit of %d bytes", s.cfg.BodyLimit)
+		limit := s.cfg.BodyLimit
+		if audioUploadPaths[req.URL.Path] {
+			limit = s.cfg.AudioBodyLimit
+		}
+		if req.ContentLength > limit {
+			return newAPIError(http.StatusRequestEntityTooLarge, CodeBodyTooLarge, "request body is over the limit of %d bytes", limit)
 		}
 		if req.Body != nil {
-			req.Body = http.MaxBytesReader(c.Response(), req.Body, s.cfg.BodyLimit)
+			req.Body = http.MaxBytesReader(c.Response(), req.Body, limit)
 		}
 		return next(c)
 	}
 }
+
+// audioUploadPaths take audio bodies, bounded by AudioBodyLimit instead of BodyLimit.
+var audioUploadPaths = map[string]bool{"/api/v2/voice/stt": true, "/v1/audio/transcriptions": true}
 
 // deadline bounds every request so nothing runs away. WebSocket connections live longer and
 // bound each turn instead.

@@ -7,9 +7,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
-	"strings"
 )
 
 // LocalBlobStore keeps blobs as files under a root folder.
@@ -29,13 +27,8 @@ func NewLocalBlobStore(root string) (*LocalBlobStore, error) {
 
 // resolve maps a key to a file path inside root, refusing keys that would leave it.
 func (l *LocalBlobStore) resolve(key string) (string, error) {
-	if key == "" || strings.HasPrefix(key, "/") || strings.Contains(key, "\\") || path.Clean(key) != key || key == "." || strings.HasPrefix(key, "../") || key == ".." {
-		return "", fmt.Errorf("%w: %q", ErrBadBlobKey, key)
-	}
-	for _, part := range strings.Split(key, "/") {
-		if part == ".." || strings.HasPrefix(part, ".tmp-") {
-			return "", fmt.Errorf("%w: %q", ErrBadBlobKey, key)
-		}
+	if err := checkBlobKey(key); err != nil {
+		return "", err
 	}
 	return filepath.Join(l.root, filepath.FromSlash(key)), nil
 }

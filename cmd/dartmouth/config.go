@@ -44,6 +44,21 @@ type Config struct {
 	SavingModel    string // model used in cost-saving mode
 	SummaryLLM     bool   // let the model write the running summary of long conversations
 
+	Voice            bool   // speech endpoints and providers
+	LocalTTSEngine   string // flite, espeak-ng or "" (flite when installed)
+	WhisperURL       string // self-hosted Whisper-compatible server (base URL with /v1)
+	WhisperAPIKey    string
+	F5URL            string // F5-TTS behind an OpenAI-compatible /v1/audio/speech wrapper
+	F5Addr           string // F5-TTS raw socket server host:port
+	ElevenLabsAPIKey string
+	ElevenLabsVoice  string
+	S3Bucket         string // blobs in S3/R2 instead of the local folder
+	S3Endpoint       string
+	S3Region         string
+	S3AccessKey      string
+	S3SecretKey      string
+	S3Prefix         string
+
 	RedisURL   string // redis:// URL the replicas share; empty keeps rate limits in memory
 	RateLimit  bool   // false turns rate limits off
 	RateLimits string // quota per plan, "free=20/h,paid=1000/h,premium=10000/h"
@@ -123,6 +138,20 @@ func settings(c *Config) []setting {
 		{"budget-webhook", "DARTMOUTH_BUDGET_WEBHOOK", "", "URL that receives budget alerts (50/80/90/100%) as JSON", str(&c.BudgetWebhook)},
 		{"saving-model", "DARTMOUTH_SAVING_MODEL", "", "cheaper model used in cost-saving mode (at 90% of a budget); empty keeps the model", str(&c.SavingModel)},
 		{"summary-llm", "DARTMOUTH_SUMMARY_LLM", "true", "let the model summarize long conversations (once per block of old turns); false keeps the extractive summary", boolean(&c.SummaryLLM)},
+		{"voice", "DARTMOUTH_VOICE", "true", "speech endpoints (TTS, STT) and their providers", boolean(&c.Voice)},
+		{"local-tts-engine", "DARTMOUTH_LOCAL_TTS_ENGINE", "", "local TTS engine: flite or espeak-ng; empty picks flite when installed", str(&c.LocalTTSEngine)},
+		{"whisper-url", "DARTMOUTH_WHISPER_URL", "", "self-hosted Whisper-compatible server, base URL with /v1 (self-hosted STT tier)", str(&c.WhisperURL)},
+		{"whisper-api-key", "DARTMOUTH_WHISPER_API_KEY", "", "key for the self-hosted Whisper server, if it wants one", str(&c.WhisperAPIKey)},
+		{"f5-url", "DARTMOUTH_F5_URL", "", "F5-TTS behind an OpenAI-compatible /v1/audio/speech server, base URL (self-hosted TTS tier)", str(&c.F5URL)},
+		{"f5-addr", "DARTMOUTH_F5_ADDR", "", "F5-TTS raw socket server, host:port (self-hosted TTS tier)", str(&c.F5Addr)},
+		{"elevenlabs-api-key", "ELEVENLABS_API_KEY", "", "ElevenLabs key; enables the premium TTS tier", str(&c.ElevenLabsAPIKey)},
+		{"elevenlabs-voice", "DARTMOUTH_ELEVENLABS_VOICE", "", "ElevenLabs voice id; empty uses the provider default", str(&c.ElevenLabsVoice)},
+		{"s3-bucket", "DARTMOUTH_S3_BUCKET", "", "keep blobs (the TTS cache) in this S3/R2 bucket instead of the data folder", str(&c.S3Bucket)},
+		{"s3-endpoint", "DARTMOUTH_S3_ENDPOINT", "", "S3-compatible endpoint (R2, MinIO); empty is AWS", str(&c.S3Endpoint)},
+		{"s3-region", "DARTMOUTH_S3_REGION", "", "S3 region; empty is auto for custom endpoints, us-east-1 for AWS", str(&c.S3Region)},
+		{"s3-access-key", "AWS_ACCESS_KEY_ID", "", "S3 access key", str(&c.S3AccessKey)},
+		{"s3-secret-key", "AWS_SECRET_ACCESS_KEY", "", "S3 secret key", str(&c.S3SecretKey)},
+		{"s3-prefix", "DARTMOUTH_S3_PREFIX", "", "key prefix inside the bucket", str(&c.S3Prefix)},
 		{"redis-url", "DARTMOUTH_REDIS_URL", "", "Redis shared by the replicas (redis://[:password@]host:6379/0) for exact rate limits; empty counts in memory, per process", str(&c.RedisURL)},
 		{"rate-limit", "DARTMOUTH_RATE_LIMIT", "true", "limit requests per caller and plan; false turns limits off", boolean(&c.RateLimit)},
 		{"rate-limits", "DARTMOUTH_RATE_LIMITS", "free=20/h,paid=1000/h,premium=10000/h", "quota per plan, plan=requests/period (s, m, h, d or a duration); plans not named keep their default", str(&c.RateLimits)},
@@ -131,9 +160,22 @@ func settings(c *Config) []setting {
 
 // parseConfig reads flags over environment variables over defaults.
 func parseConfig(name string, args []string, getenv func(string) string, out io.Writer) (*Config, error) {
+	cfg, rest, err := parseConfigArgs(name, args, getenv, out, nil)
+	if err == nil && len(rest) > 0 {
+		return nil, fmt.Errorf("unexpected argument %q", rest[0])
+	}
+	return cfg, err
+}
+
+// parseConfigArgs is parseConfig for subcommands that take arguments and flags of their own
+// (extra registers them); it returns the arguments left after the flags.
+func parseConfigArgs(name string, args []string, getenv func(string) string, out io.Writer, extra func(*flag.FlagSet)) (*Config, []string, error) {
 	cfg := &Config{}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(out)
+	if extra != nil {
+		extra(fs)
+	}
 	all := settings(cfg)
 	for _, s := range all {
 		value := s.def
@@ -147,17 +189,14 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	for _, s := range all {
 		if v := getenv(s.env); v != "" {
 			if err := fs.Set(s.flag, v); err != nil {
-				return nil, fmt.Errorf("%s: %w", s.env, err)
+				return nil, nil, fmt.Errorf("%s: %w", s.env, err)
 			}
 		}
 	}
 	if err := fs.Parse(args); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if fs.NArg() > 0 {
-		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	return cfg, cfg.validate()
+	return cfg, fs.Args(), cfg.validate()
 }
 
 func (c *Config) validate() error {
@@ -192,6 +231,9 @@ func printUsage(out io.Writer, name string, all []setting) {
 Usage:
   dartmouth [serve] [flags]   start the gateway (the default)
   dartmouth migrate [flags]   apply database migrations and exit
+  dartmouth say [flags] TEXT  speak TEXT through the voice router into a file
+                              (-o FILE, default say.wav; --tier; --voice; the format
+                              follows the file's extension: wav, mp3, pcm, ulaw, alaw, opus)
   dartmouth version           print the version
 
 Flags (each also read from its environment variable; flags win):

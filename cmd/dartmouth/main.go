@@ -22,6 +22,7 @@ import (
 	"github.com/dartmouth-gw/dartmouth/agents/offline"
 	"github.com/dartmouth-gw/dartmouth/gateway"
 	"github.com/dartmouth-gw/dartmouth/session"
+	"github.com/dartmouth-gw/dartmouth/voice"
 	"github.com/dartmouth-gw/dartmouth/web"
 )
 
@@ -49,6 +50,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stdout, "dartmouth", version)
 		return nil
 	case "serve", "migrate":
+	case "say":
+		return say(ctx, args, getenv, stdout, stderr)
 	case "help":
 		args = []string{"--help"}
 	default:
@@ -157,7 +160,7 @@ func serve(ctx context.Context, cfg *Config, store *session.SQLStore, logger *sl
 	if limits.redis != nil {
 		kv = session.NewRedisKV(limits.redis, "")
 	}
-	blobs, err := session.NewLocalBlobStore(filepath.Join(cfg.DataDir, "blobs"))
+	blobs, err := blobStore(cfg)
 	if err != nil {
 		return err
 	}
@@ -185,6 +188,12 @@ func serve(ctx context.Context, cfg *Config, store *session.SQLStore, logger *sl
 	if err != nil {
 		return err
 	}
+	var speech *voice.Router
+	if cfg.Voice {
+		if speech, err = voiceRouter(cfg, kv, blobs, prices, budget, logger); err != nil {
+			return err
+		}
+	}
 	srv, err := gateway.New(gateway.Config{
 		Engine:          engine,
 		Logger:          logger,
@@ -197,6 +206,7 @@ func serve(ctx context.Context, cfg *Config, store *session.SQLStore, logger *sl
 		Version:         version,
 		Models:          listedModels(cfg),
 		RateLimiter:     limits.limiter,
+		Voice:           speech,
 		RateLimits:      limits.plans,
 		Checks: append([]gateway.HealthCheck{
 			{Name: "sql", Check: store.Ping},
