@@ -30,42 +30,26 @@ func (e *Engine) CostReport(ctx context.Context) (CostReport, error) {
 	if e.cfg.Ledger == nil {
 		return r, ErrNoLedger
 	}
-	now := e.cfg.Clock.Now()
-	today := session.Day(now)
+	today := session.Day(e.cfg.Clock.Now())
 	monthStart := today[:8] + "01"
-	total := func(from string, group session.CostGroup) ([]session.CostTotal, error) {
-		return e.cfg.Ledger.CostTotals(ctx, from, today, group, "")
-	}
-	var err error
-	one := func(from string) session.CostTotal {
-		if err != nil {
-			return session.CostTotal{}
-		}
-		var rows []session.CostTotal
-		rows, err = total(from, session.ByNothing)
-		if len(rows) == 0 {
-			return session.CostTotal{}
-		}
-		return rows[0]
-	}
-	r.Today, r.Month = one(today), one(monthStart)
-	for _, q := range []struct {
-		into  *[]session.CostTotal
+	queries := []struct {
 		from  string
 		group session.CostGroup
+		into  func([]session.CostTotal)
 	}{
-		{&r.TodayByAgent, today, session.ByAgent},
-		{&r.MonthByAgent, monthStart, session.ByAgent},
-		{&r.MonthByProvider, monthStart, session.ByProvider},
-		{&r.MonthByDay, monthStart, session.ByDay},
-	} {
-		if err != nil {
-			break
-		}
-		*q.into, err = total(q.from, q.group)
+		{today, session.ByNothing, func(rows []session.CostTotal) { r.Today = first(rows) }},
+		{monthStart, session.ByNothing, func(rows []session.CostTotal) { r.Month = first(rows) }},
+		{today, session.ByAgent, func(rows []session.CostTotal) { r.TodayByAgent = rows }},
+		{monthStart, session.ByAgent, func(rows []session.CostTotal) { r.MonthByAgent = rows }},
+		{monthStart, session.ByProvider, func(rows []session.CostTotal) { r.MonthByProvider = rows }},
+		{monthStart, session.ByDay, func(rows []session.CostTotal) { r.MonthByDay = rows }},
 	}
-	if err != nil {
-		return r, fmt.Errorf("cost report: %w", err)
+	for _, q := range queries {
+		rows, err := e.cfg.Ledger.CostTotals(ctx, q.from, today, q.group, "")
+		if err != nil {
+			return r, fmt.Errorf("cost report: %w", err)
+		}
+		q.into(rows)
 	}
 	r.Mode = ModeNormal.String()
 	if e.cfg.Budget != nil {
@@ -73,15 +57,23 @@ func (e *Engine) CostReport(ctx context.Context) (CostReport, error) {
 		for _, a := range e.cfg.Registry.List() {
 			ids = append(ids, a.ID)
 		}
-		var mode Mode
-		if r.Budgets, mode, err = e.cfg.Budget.Status(ctx, ids...); err != nil {
+		budgets, mode, err := e.cfg.Budget.Status(ctx, ids...)
+		if err != nil {
 			return r, fmt.Errorf("cost report: %w", err)
 		}
-		r.Mode = mode.String()
+		r.Budgets, r.Mode = budgets, mode.String()
 	}
 	if e.cfg.Cache != nil {
 		stats := e.cfg.Cache.Stats()
 		r.ResponseCache = &stats
 	}
 	return r, nil
+}
+
+// first is the only row of an ungrouped total (none when nothing was spent).
+func first(rows []session.CostTotal) session.CostTotal {
+	if len(rows) == 0 {
+		return session.CostTotal{}
+	}
+	return rows[0]
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dartmouth-gw/dartmouth/gateway"
 	"github.com/dartmouth-gw/dartmouth/session"
@@ -89,7 +90,7 @@ func TestSSEClientDisconnectCancelsTheProvider(t *testing.T) {
 // A provider failure after the stream began arrives as an error event, never as "done".
 func TestSSEProviderFailureIsAnErrorEvent(t *testing.T) {
 	p := newScripted()
-	g := startGateway(t, p, func(c *gateway.Config) { c.RequestTimeout = 300 * 1e6 })
+	g := startGateway(t, p, func(c *gateway.Config) { c.RequestTimeout = 300 * time.Millisecond })
 	resp := openStream(t, context.Background(), g.URL+"/api/v2/chat/stream", `{"agentId":"fam","message":"hi"}`)
 	defer resp.Body.Close()
 	events := newSSEReader(resp.Body)
