@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/dartmouth-gw/dartmouth/agents"
+	"github.com/dartmouth-gw/dartmouth/agents/artwork"
 	"github.com/dartmouth-gw/dartmouth/agents/fam"
 	"github.com/dartmouth-gw/dartmouth/agents/llm"
 	"github.com/dartmouth-gw/dartmouth/agents/offline"
@@ -165,7 +166,7 @@ func serve(ctx context.Context, cfg *Config, store *session.SQLStore, logger *sl
 		return err
 	}
 	// The passthrough agent serves /v1/chat/completions for model names that are not agents.
-	registry, err := agents.NewRegistry(fam.New(fam.Config{}), agents.Passthrough{})
+	registry, err := agents.NewRegistry(fam.New(fam.Config{}), artwork.New(artwork.Config{}), agents.Passthrough{})
 	if err != nil {
 		return err
 	}
