@@ -30,6 +30,11 @@ func DefaultCacheTTLs() map[string]time.Duration {
 		nlu.IntentCalculation: time.Hour,
 		nlu.IntentInformation: 30 * time.Minute,
 		nlu.IntentTime:        0,
+		// Replies to repeats, frustration and feedback are about this conversation.
+		nlu.IntentRepeat:          0,
+		nlu.IntentFrustration:     0,
+		nlu.IntentFeedback:        0,
+		nlu.IntentTroubleshooting: 30 * time.Minute,
 	}
 }
 

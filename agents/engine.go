@@ -425,7 +425,7 @@ func (t *Turn) Run(ctx context.Context, onDelta func(text string) error) (Result
 	if err := e.cfg.Store.AppendMessage(persistCtx, session.Message{
 		ID: res.MessageID, SessionID: t.sess.ID, Role: session.RoleAssistant, Content: res.Content,
 		Metadata: map[string]any{
-			"agentId": t.req.AgentID, "intent": res.Intent, "sentiment": res.Sentiment.Label,
+			"agentId": t.req.AgentID, "intent": res.Intent, "sentiment": res.Sentiment.Label, "frustration": res.Sentiment.Frustration,
 			"provider": res.Metadata.Provider, "model": res.Metadata.Model, "tokens": res.Metadata.Tokens,
 			"cost": res.Metadata.Cost, "cached": res.Metadata.Cached, "processingMs": res.Metadata.ProcessingMs,
 			"interrupted": res.Metadata.Interrupted,

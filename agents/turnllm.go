@@ -19,6 +19,9 @@ type turnProvider struct {
 
 func (p *turnProvider) Name() string { return p.inner.Name() }
 
+// Unwrap exposes the provider behind the cache, so agents can tell the offline engine apart.
+func (p *turnProvider) Unwrap() llm.Provider { return p.inner }
+
 func (p *turnProvider) Stream(ctx context.Context, req llm.Request) iter.Seq2[llm.Chunk, error] {
 	return func(yield func(llm.Chunk, error) bool) {
 		if p.cache == nil {
@@ -46,6 +49,9 @@ type savingProvider struct {
 }
 
 func (p savingProvider) Name() string { return p.inner.Name() }
+
+// Unwrap exposes the provider behind cost-saving mode.
+func (p savingProvider) Unwrap() llm.Provider { return p.inner }
 
 func (p savingProvider) Stream(ctx context.Context, req llm.Request) iter.Seq2[llm.Chunk, error] {
 	if p.model != "" {

@@ -63,6 +63,43 @@ func TestDetectIntent(t *testing.T) {
 		{"zxcvbnm", nlu.IntentUnknown},
 		{"", nlu.IntentUnknown},
 		{"?!?", nlu.IntentUnknown},
+		// Runs of neighbouring keys are noise, even with a question mark.
+		{"asdf?", nlu.IntentUnknown},
+		{"qwerty", nlu.IntentUnknown},
+		{"lkjh", nlu.IntentUnknown},
+		// Words that happen to use one keyboard row are not runs.
+		{"were you there?", nlu.IntentInformation},
+
+		{"I have some feedback about the widget", nlu.IntentFeedback},
+		{"It would be nice if the widget had a dark mode", nlu.IntentFeedback},
+		{"You should add more voices", nlu.IntentFeedback},
+		{"great job on the new release", nlu.IntentFeedback},
+
+		{"and what about the rate limits?", nlu.IntentFollowUp},
+		{"What about WebRTC?", nlu.IntentFollowUp},
+		{"tell me more", nlu.IntentFollowUp},
+		{"why is that?", nlu.IntentFollowUp},
+
+		{"I'm so frustrated with this", nlu.IntentFrustration},
+		{"I give up", nlu.IntentFrustration},
+		{"ugh", nlu.IntentFrustration},
+
+		{"I get an error when I start the gateway", nlu.IntentTroubleshooting},
+		{"the widget won't load on my site", nlu.IntentTroubleshooting},
+		{"it keeps crashing", nlu.IntentTroubleshooting},
+		{"my connection timed out", nlu.IntentTroubleshooting},
+
+		{"I already asked you this", nlu.IntentRepeat},
+		{"you didn't answer my question", nlu.IntentRepeat},
+		{"like I said, the tiers", nlu.IntentRepeat},
+
+		{"the package arrived damaged", nlu.IntentComplaint},
+		{"I want a refund", nlu.IntentComplaint},
+
+		// Longer openings that only start like a rule are about what follows.
+		{"thanks, but how do I configure the OpenAI key for the gateway?", nlu.IntentInformation},
+		{"Who won the world cup in 2018?", nlu.IntentInformation},
+		{"Write me a poem about the sea", nlu.IntentInformation},
 	}
 	for _, tt := range tests {
 		t.Run(tt.text, func(t *testing.T) {
@@ -89,6 +126,22 @@ func TestDetectIntentMatchedRuleOutranksFallback(t *testing.T) {
 	}
 }
 
+func TestIntentsListsEveryIntent(t *testing.T) {
+	all := nlu.Intents()
+	seen := map[string]bool{}
+	for _, name := range all {
+		if name == "" || seen[name] {
+			t.Errorf("Intents() has an empty or duplicate name %q", name)
+		}
+		seen[name] = true
+	}
+	for _, want := range []string{"greeting", "farewell", "gratitude", "complaint", "feedback", "calculation", "followup", "howto", "frustration", "troubleshooting", "repeat", "information", "unknown", "time", "smalltalk"} {
+		if !seen[want] {
+			t.Errorf("Intents() lacks %q", want)
+		}
+	}
+}
+
 func TestAnalyzeSentiment(t *testing.T) {
 	tests := []struct {
 		text string
@@ -104,6 +157,11 @@ func TestAnalyzeSentiment(t *testing.T) {
 		{"The sky is blue", "neutral"},
 		{"", "neutral"},
 		{"good but slow", "neutral"}, // mixed evenly
+		// Frustration without a negative word is still negative.
+		{"I give up", "negative"},
+		{"what the fuck", "negative"},
+		// Swearing as praise stays positive.
+		{"fucking brilliant, thanks", "positive"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.text, func(t *testing.T) {

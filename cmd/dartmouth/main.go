@@ -166,7 +166,7 @@ func serve(ctx context.Context, cfg *Config, store *session.SQLStore, logger *sl
 		return err
 	}
 	// The passthrough agent serves /v1/chat/completions for model names that are not agents.
-	registry, err := agents.NewRegistry(fam.New(fam.Config{}), artwork.New(artwork.Config{}), agents.Passthrough{})
+	registry, err := agents.NewRegistry(fam.New(fam.Config{Logger: logger}), artwork.New(artwork.Config{}), agents.Passthrough{})
 	if err != nil {
 		return err
 	}
