@@ -231,6 +231,10 @@ func printUsage(out io.Writer, name string, all []setting) {
 Usage:
   dartmouth [serve] [flags]   start the gateway (the default)
   dartmouth migrate [flags]   apply database migrations and exit
+  dartmouth kb ingest PATH    ingest Markdown into a knowledge base (--kb NAME; also list,
+                              search QUERY, delete DOC); the embedder comes from
+                              DARTMOUTH_EMBEDDINGS (local, openai, auto) and
+                              DARTMOUTH_EMBEDDING_MODEL (text-embedding-3-small)
   dartmouth say [flags] TEXT  speak TEXT through the voice router into a file
                               (-o FILE, default say.wav; --tier; --voice; the format
                               follows the file's extension: wav, mp3, pcm, ulaw, alaw, opus)

@@ -21,6 +21,7 @@ import (
 	"github.com/dartmouth-gw/dartmouth/agents/fam"
 	"github.com/dartmouth-gw/dartmouth/agents/llm"
 	"github.com/dartmouth-gw/dartmouth/agents/offline"
+	"github.com/dartmouth-gw/dartmouth/agents/support"
 	"github.com/dartmouth-gw/dartmouth/gateway"
 	"github.com/dartmouth-gw/dartmouth/session"
 	"github.com/dartmouth-gw/dartmouth/voice"
@@ -53,6 +54,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	case "serve", "migrate":
 	case "say":
 		return say(ctx, args, getenv, stdout, stderr)
+	case "kb":
+		return kbCommand(ctx, args, getenv, stdout, stderr)
 	case "help":
 		args = []string{"--help"}
 	default:
@@ -166,7 +169,15 @@ func serve(ctx context.Context, cfg *Config, store *session.SQLStore, logger *sl
 		return err
 	}
 	// The passthrough agent serves /v1/chat/completions for model names that are not agents.
-	registry, err := agents.NewRegistry(fam.New(fam.Config{Logger: logger}), artwork.New(artwork.Config{}), agents.Passthrough{})
+	kbIndex, err := newKBIndex(cfg, embeddingOptionsFromEnv(os.Getenv), store, logger)
+	if err != nil {
+		return err
+	}
+	supportAgent, err := support.New(support.Config{Retriever: kbIndex, Tickets: store, Generate: hasModel(cfg), Logger: logger})
+	if err != nil {
+		return err
+	}
+	registry, err := agents.NewRegistry(fam.New(fam.Config{Logger: logger}), artwork.New(artwork.Config{}), supportAgent, agents.Passthrough{})
 	if err != nil {
 		return err
 	}
