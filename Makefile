@@ -58,7 +58,7 @@ test-deps:
 
 test: test-deps lint
 	$(GO) test $(TESTFLAGS) ./...
-	$(GO) test $(TESTFLAGS) -tags 'libopus nolibopusfile' ./voice/audio/
+	$(GO) test $(TESTFLAGS) -tags 'libopus nolibopusfile' ./voice/ ./voice/audio/
 
 lint:
 	@out=$$(gofmt -l cmd gateway voice agents session web); \
