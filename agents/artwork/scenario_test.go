@@ -8,17 +8,15 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/dartmouth-gw/dartmouth/agents"
 	"github.com/dartmouth-gw/dartmouth/agents/artwork"
 	"github.com/dartmouth-gw/dartmouth/agents/fam"
 	"github.com/dartmouth-gw/dartmouth/agents/offline"
-	"github.com/dartmouth-gw/dartmouth/gateway"
+	"github.com/dartmouth-gw/dartmouth/gateway/gatewaytest"
 	"github.com/dartmouth-gw/dartmouth/session"
 )
 
@@ -42,28 +40,7 @@ func startGateway(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := gateway.New(gateway.Config{Engine: engine, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		http.DefaultClient.CloseIdleConnections()
-	})
-	return "http://" + ln.Addr().String()
+	return gatewaytest.Serve(t, engine)
 }
 
 // chatReply is the JSON answer of POST /api/v2/chat.

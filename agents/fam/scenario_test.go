@@ -11,19 +11,17 @@ import (
 	"io"
 	"iter"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/dartmouth-gw/dartmouth/agents"
 	"github.com/dartmouth-gw/dartmouth/agents/fam"
 	"github.com/dartmouth-gw/dartmouth/agents/fam/guard"
 	"github.com/dartmouth-gw/dartmouth/agents/llm"
 	"github.com/dartmouth-gw/dartmouth/agents/offline"
-	"github.com/dartmouth-gw/dartmouth/gateway"
+	"github.com/dartmouth-gw/dartmouth/gateway/gatewaytest"
 	"github.com/dartmouth-gw/dartmouth/session"
 )
 
@@ -32,8 +30,6 @@ import (
 type testGateway struct {
 	url   string
 	store *session.SQLStore
-	srv   *gateway.Server
-	done  chan error
 }
 
 func startGateway(t *testing.T, provider llm.Provider, cfg fam.Config) *testGateway {
@@ -58,28 +54,7 @@ func startGateway(t *testing.T, provider llm.Provider, cfg fam.Config) *testGate
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := gateway.New(gateway.Config{Engine: engine, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &testGateway{url: "http://" + ln.Addr().String(), store: store, srv: srv, done: make(chan error, 1)}
-	go func() { g.done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-g.done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		http.DefaultClient.CloseIdleConnections()
-	})
-	return g
+	return &testGateway{url: gatewaytest.Serve(t, engine), store: store}
 }
 
 // chatReply is the body of a POST /api/v2/chat answer.

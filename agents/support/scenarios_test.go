@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"regexp"
 	"strings"
@@ -17,7 +16,7 @@ import (
 	"github.com/dartmouth-gw/dartmouth/agents/offline"
 	"github.com/dartmouth-gw/dartmouth/agents/rag"
 	"github.com/dartmouth-gw/dartmouth/agents/support"
-	"github.com/dartmouth-gw/dartmouth/gateway"
+	"github.com/dartmouth-gw/dartmouth/gateway/gatewaytest"
 	"github.com/dartmouth-gw/dartmouth/session"
 )
 
@@ -64,28 +63,7 @@ func startSupport(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := gateway.New(gateway.Config{Engine: engine, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		if err := <-done; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-		http.DefaultClient.CloseIdleConnections()
-	})
-	return &harness{url: "http://" + ln.Addr().String(), store: store}
+	return &harness{url: gatewaytest.Serve(t, engine), store: store}
 }
 
 // reply is the part of a chat response the scenarios look at.
