@@ -124,14 +124,23 @@ func (p *Prices) LLMCost(model string, u llm.Usage) float64 {
 		float64(u.CacheWriteTokens)*write + float64(u.OutputTokens)*mp.Output) / 1e6
 }
 
-// TTSCost prices synthesized characters for "provider/model".
+// TTSCost prices synthesized characters for "provider/model", falling back to the provider's
+// own entry ("f5-tts") for models the table does not name.
 func (p *Prices) TTSCost(providerModel string, chars int) float64 {
-	return p.TTS[providerModel].PerChar * float64(chars)
+	return lookup(p.TTS, providerModel).PerChar * float64(chars)
 }
 
-// STTCost prices transcribed audio for "provider/model".
+// STTCost prices transcribed audio for "provider/model", falling back like TTSCost.
 func (p *Prices) STTCost(providerModel string, audio time.Duration) float64 {
-	return p.STT[providerModel].PerMinute * audio.Minutes()
+	return lookup(p.STT, providerModel).PerMinute * audio.Minutes()
+}
+
+func lookup[T any](table map[string]T, providerModel string) T {
+	if v, ok := table[providerModel]; ok {
+		return v
+	}
+	provider, _, _ := strings.Cut(providerModel, "/")
+	return table[provider]
 }
 
 // Estimate is a pessimistic price for a request before it runs: the prompt at four characters

@@ -3,6 +3,7 @@ package agents_test
 import (
 	"math"
 	"testing"
+	"time"
 
 	"github.com/dartmouth-gw/dartmouth/agents"
 	"github.com/dartmouth-gw/dartmouth/agents/llm"
@@ -37,5 +38,23 @@ func TestDefaultPricesLLMCost(t *testing.T) {
 				t.Errorf("LLMCost(%q, %+v) = %v, want %v", tt.model, tt.usage, got, tt.want)
 			}
 		})
+	}
+}
+
+func TestSpeechPricesFallBackToTheProvider(t *testing.T) {
+	p := agents.DefaultPrices()
+	for _, tc := range []struct {
+		name string
+		got  float64
+		want float64
+	}{
+		{"openai tts-1 by model", p.TTSCost("openai/tts-1", 1000), 0.015},
+		{"self-hosted F5 by provider", p.TTSCost("f5-tts/any-model", 1000), 0.001},
+		{"self-hosted whisper by provider", p.STTCost("whisper/large-v3", 2*time.Minute), 0.002},
+		{"unknown provider", p.STTCost("unknown/model", time.Minute), 0},
+	} {
+		if math.Abs(tc.got-tc.want) > 1e-12 {
+			t.Errorf("%s: %v, want %v", tc.name, tc.got, tc.want)
+		}
 	}
 }
