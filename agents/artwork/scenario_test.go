@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"net/http"
@@ -57,23 +56,8 @@ type chatReply struct {
 
 func chat(t *testing.T, url string, body map[string]any) chatReply {
 	t.Helper()
-	raw, err := json.Marshal(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.Post(url+"/api/v2/chat", "application/json", strings.NewReader(string(raw)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	data, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("status %d: %s", resp.StatusCode, data)
-	}
 	var out chatReply
-	if err := json.Unmarshal(data, &out); err != nil {
-		t.Fatalf("not JSON: %s", data)
-	}
+	gatewaytest.Chat(t, url, body, &out)
 	return out
 }
 

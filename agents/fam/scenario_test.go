@@ -8,7 +8,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"iter"
 	"log/slog"
 	"net/http"
@@ -78,20 +77,8 @@ type chatReply struct {
 
 func (g *testGateway) chat(t *testing.T, sessionID, message string) chatReply {
 	t.Helper()
-	body, _ := json.Marshal(map[string]string{"agentId": fam.ID, "message": message, "sessionId": sessionID})
-	resp, err := http.Post(g.url+"/api/v2/chat", "application/json", strings.NewReader(string(body)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("POST /api/v2/chat %q: %d %s", message, resp.StatusCode, raw)
-	}
 	var out chatReply
-	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatalf("reply is not JSON: %s", raw)
-	}
+	gatewaytest.Chat(t, g.url, map[string]string{"agentId": fam.ID, "message": message, "sessionId": sessionID}, &out)
 	return out
 }
 

@@ -2,11 +2,8 @@ package support_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -84,20 +81,8 @@ type reply struct {
 // say posts one message as user (empty: anonymous) in session (empty: a new one).
 func (h *harness) say(t *testing.T, user, sessionID, message string) reply {
 	t.Helper()
-	body, _ := json.Marshal(map[string]string{"agentId": support.ID, "message": message, "userId": user, "sessionId": sessionID})
-	resp, err := http.Post(h.url+"/api/v2/chat", "application/json", strings.NewReader(string(body)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("POST /api/v2/chat %q: %d %s", message, resp.StatusCode, raw)
-	}
 	var r reply
-	if err := json.Unmarshal(raw, &r); err != nil {
-		t.Fatalf("not JSON: %s", raw)
-	}
+	gatewaytest.Chat(t, h.url, map[string]string{"agentId": support.ID, "message": message, "userId": user, "sessionId": sessionID}, &r)
 	return r
 }
 

@@ -3,7 +3,10 @@
 package gatewaytest
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -45,4 +48,26 @@ func Serve(t testing.TB, engine *agents.Engine, configure ...func(*gateway.Confi
 		http.DefaultClient.CloseIdleConnections()
 	})
 	return "http://" + ln.Addr().String()
+}
+
+// Chat posts body as JSON to POST /api/v2/chat on baseURL, fails the test unless the gateway
+// answers 200, and decodes the answer into out.
+func Chat(t testing.TB, baseURL string, body, out any) {
+	t.Helper()
+	payload, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Post(baseURL+"/api/v2/chat", "application/json", bytes.NewReader(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("POST /api/v2/chat %s: %d %s", payload, resp.StatusCode, raw)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		t.Fatalf("POST /api/v2/chat answered with something other than JSON: %s", raw)
+	}
 }
