@@ -31,13 +31,15 @@ speech-engines:
 	  fi; \
 	fi
 
-# Debian packages the tests use: the Redis server they start themselves, the local speech
-# engines of the local voice tier (flite and espeak-ng speak, pocketsphinx listens), and
-# libopus for the Opus encoder, built with -tags libopus.
-TEST_PACKAGES := gcc libc6-dev pkg-config redis-server espeak-ng flite pocketsphinx pocketsphinx-en-us libopus-dev
+# Debian packages the tests use: the Redis and PostgreSQL servers they start themselves, the
+# local speech engines of the local voice tier (flite and espeak-ng speak, pocketsphinx
+# listens), libopus for the Opus encoder, built with -tags libopus, and opus-tools (opusenc
+# makes the Opus a browser would send, for the WebRTC tests), and Chromium for the browser
+# tests of the web widget and pages (driven by playwright-core from npm, in web/test).
+TEST_PACKAGES := gcc libc6-dev pkg-config redis-server postgresql espeak-ng flite pocketsphinx pocketsphinx-en-us libopus-dev opus-tools chromium
 
 # Installs what the tests need when it is missing. No service is started (the tests start
-# their own Redis). Locally a failed install warns; under CI=true it fails the run.
+# their own Redis and PostgreSQL). Locally a failed install warns; under CI=true it fails the run.
 test-deps:
 	@command -v $(GO) >/dev/null 2>&1 || { echo "error: go is not installed (need Go 1.24+)"; exit 1; }
 	@missing=$$(for p in $(TEST_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
@@ -48,12 +50,18 @@ test-deps:
 	    policy=; if [ ! -e /usr/sbin/policy-rc.d ]; then policy=/usr/sbin/policy-rc.d; printf '#!/bin/sh\nexit 101\n' > $$policy && chmod +x $$policy; fi; \
 	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) && ok=0; \
 	    if [ -n "$$policy" ]; then rm -f $$policy; fi; \
-	    if [ $$ok = 0 ] && command -v systemctl >/dev/null 2>&1; then systemctl disable redis-server >/dev/null 2>&1 || true; fi; \
+	    if [ $$ok = 0 ] && command -v systemctl >/dev/null 2>&1; then for unit in redis-server postgresql; do systemctl disable $$unit >/dev/null 2>&1 || true; done; fi; \
 	  fi; \
 	  if [ $$ok != 0 ]; then \
 	    if [ "$$CI" = "true" ]; then echo "error: could not install" $$missing "(needs root and apt-get)"; exit 1; fi; \
 	    echo "warning: could not install" $$missing "(needs root and apt-get); the tests that use them will fail"; \
 	  fi; \
+	fi
+	@if [ ! -f web/test/node_modules/playwright-core/package.json ]; then \
+	  echo "installing playwright-core (npm ci in web/test)..."; \
+	  if command -v npm >/dev/null 2>&1 && (cd web/test && npm ci --no-audit --no-fund >/dev/null); then :; \
+	  elif [ "$$CI" = "true" ]; then echo "error: could not install playwright-core (needs Node.js and npm: npm ci in web/test)"; exit 1; \
+	  else echo "warning: could not install playwright-core (npm ci in web/test); the browser test will fail"; fi; \
 	fi
 
 test: test-deps lint
@@ -68,6 +76,10 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./agents/
 	$(GO) test -run '^$$' -bench . -benchmem ./voice/...
+	$(GO) test -run '^$$' -bench 'VoiceWSEndOfSpeech' -benchtime 200x ./gateway/
+	$(GO) test -run '^$$' -bench 'VoiceWSBargeIn' -benchtime 50x ./gateway/
+	$(GO) test -run '^$$' -bench 'VoiceWSLocalEngines' -benchtime 5x ./gateway/
+	$(GO) test -run '^$$' -bench 'VoiceWSConcurrentSessions' -benchtime 1x -v ./gateway/ | grep -E 'sessions|Benchmark'
 
 clean:
 	rm -rf bin

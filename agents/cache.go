@@ -140,9 +140,10 @@ func (c *ResponseCache) Key(req llm.Request) string {
 }
 
 // Stream answers req from the cache when it can, else from inner; a reply is stored for ttl
-// only once it completed. ttl <= 0 bypasses the cache.
+// only once it completed. ttl <= 0 bypasses the cache, and so does a request of a tool loop
+// (llm.UsesTools): the cache keeps text, not tool calls.
 func (c *ResponseCache) Stream(ctx context.Context, inner llm.Provider, req llm.Request, ttl time.Duration) iter.Seq2[llm.Chunk, error] {
-	if ttl <= 0 {
+	if ttl <= 0 || llm.UsesTools(req) {
 		return inner.Stream(ctx, req)
 	}
 	return func(yield func(llm.Chunk, error) bool) {

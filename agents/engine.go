@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -71,6 +72,37 @@ type EngineConfig struct {
 	SavingModel string
 	// SavingMaxTokens bounds replies in cost-saving mode. Default 150.
 	SavingMaxTokens int
+	// Events receives each turn's analytics event (turn.completed, turn.failed). Default the
+	// Store, one write per turn; cmd passes a session.AnalyticsBuffer to write them in batches.
+	Events EventRecorder
+}
+
+// EventRecorder stores analytics events; session.Store and session.AnalyticsBuffer implement
+// it.
+type EventRecorder interface {
+	RecordEvent(ctx context.Context, e session.Event) error
+}
+
+var (
+	_ EventRecorder = session.Store(nil)
+	_ EventRecorder = (*session.AnalyticsBuffer)(nil)
+)
+
+// TurnReport describes a finished turn to the engine's observers (metrics, health from real
+// traffic). Durations are measurements on the monotonic wall clock (not the engine's Clock,
+// which schedules), from when the turn started.
+type TurnReport struct {
+	AgentID, UserID, SessionID string
+	Intent, Provider, Model    string
+	// FirstToken is when the first reply text came; 0 when none did.
+	FirstToken time.Duration
+	Duration   time.Duration
+	Tokens     Tokens
+	Cost       float64
+	Cached     bool
+	// Err is why the turn produced no reply, nil when it did (interrupted replies included).
+	// A turn whose client left first fails with an error matching context.Canceled.
+	Err error
 }
 
 // systemPromptAllowance is the system prompt's share of a budget estimate, in characters.
@@ -85,6 +117,32 @@ type CostLedger interface {
 // Engine runs turns.
 type Engine struct {
 	cfg EngineConfig
+
+	observersMu sync.RWMutex
+	observers   []func(TurnReport)
+}
+
+// Observe registers fn to be told about every finished turn, on the goroutine that ran it:
+// fn must be quick and must not block. Observers cannot be removed; they live as long as the
+// engine (one per gateway).
+func (e *Engine) Observe(fn func(TurnReport)) {
+	e.observersMu.Lock()
+	defer e.observersMu.Unlock()
+	e.observers = append(e.observers, fn)
+}
+
+func (e *Engine) report(r TurnReport) {
+	e.observersMu.RLock()
+	defer e.observersMu.RUnlock()
+	for _, fn := range e.observers {
+		fn(r)
+	}
+}
+
+// RecordEvent stores an analytics event through the engine's EngineConfig.Events, for events
+// the engine does not see itself (the gateway's voice.turn).
+func (e *Engine) RecordEvent(ctx context.Context, ev session.Event) error {
+	return e.cfg.Events.RecordEvent(ctx, ev)
 }
 
 // NewEngine checks the config and fills defaults.
@@ -122,11 +180,22 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	if cfg.MaxMessageChars <= 0 {
 		cfg.MaxMessageChars = 8000
 	}
+	if cfg.Events == nil {
+		cfg.Events = cfg.Store
+	}
 	return &Engine{cfg: cfg}, nil
 }
 
 // Registry returns the engine's agents.
 func (e *Engine) Registry() *Registry { return e.cfg.Registry }
+
+// CacheStats returns the response cache's counters; false when the engine has no cache.
+func (e *Engine) CacheStats() (CacheStats, bool) {
+	if e.cfg.Cache == nil {
+		return CacheStats{}, false
+	}
+	return e.cfg.Cache.Stats(), true
+}
 
 // Request is one user message to an agent.
 type Request struct {
@@ -196,7 +265,9 @@ type Turn struct {
 	newSession  bool
 	reservation *Reservation
 	mode        Mode
-	summaryCost float64 // what the running summary cost this turn, billed with it
+	measured    time.Time     // started on the monotonic wall clock, for latencies
+	firstToken  time.Duration // when the first reply text came, from measured; 0 until then
+	summaryCost float64       // what the running summary cost this turn, billed with it
 }
 
 // SessionID is the turn's session.
@@ -297,7 +368,7 @@ func (e *Engine) Start(ctx context.Context, req Request) (*Turn, error) {
 	}
 	agent, _ := e.cfg.Registry.Get(sess.AgentID)
 	req.AgentID, req.SessionID, req.UserID = sess.AgentID, sess.ID, sess.UserID
-	t := &Turn{engine: e, agent: agent, req: req, sess: sess, newSession: created, started: e.cfg.Clock.Now()}
+	t := &Turn{engine: e, agent: agent, req: req, sess: sess, newSession: created, started: e.cfg.Clock.Now(), measured: time.Now()}
 	if req.History != nil {
 		t.history = req.History
 	} else if !created {
@@ -306,7 +377,8 @@ func (e *Engine) Start(ctx context.Context, req Request) (*Turn, error) {
 			return nil, fmt.Errorf("start turn: %w", err)
 		}
 		for _, m := range msgs {
-			if m.Role == session.RoleUser || m.Role == session.RoleAssistant {
+			// An interrupted reply the user heard nothing of was never said.
+			if (m.Role == session.RoleUser || m.Role == session.RoleAssistant) && m.Content != "" {
 				t.history = append(t.history, llm.Message{Role: m.Role, Content: m.Content})
 			}
 		}
@@ -390,6 +462,9 @@ func (t *Turn) Run(ctx context.Context, onDelta func(text string) error) (Result
 		if chunk.Text == "" {
 			continue
 		}
+		if t.firstToken == 0 {
+			t.firstToken = max(time.Since(t.measured), time.Nanosecond)
+		}
 		content.WriteString(chunk.Text)
 		if err := onDelta(chunk.Text); err != nil {
 			runErr = fmt.Errorf("deliver reply: %w", err)
@@ -444,22 +519,33 @@ func (t *Turn) Run(ctx context.Context, onDelta func(text string) error) (Result
 			e.cfg.Logger.ErrorContext(ctx, "cost not recorded", "message", res.MessageID, "err", err)
 		}
 	}
-	t.record(persistCtx, "turn.completed", map[string]any{
-		"intent": res.Intent, "provider": res.Metadata.Provider, "model": res.Metadata.Model,
-		"processingMs": res.Metadata.ProcessingMs, "cost": res.Metadata.Cost, "cached": res.Metadata.Cached,
-		"interrupted": res.Metadata.Interrupted,
+	t.record(persistCtx, session.EventTurnCompleted, map[string]any{
+		"intent": res.Intent, "provider": res.Metadata.Provider, "model": res.Metadata.Model, "messageId": res.MessageID,
+		"processingMs": res.Metadata.ProcessingMs, "firstTokenMs": t.firstToken.Milliseconds(), "cost": res.Metadata.Cost,
+		"cached": res.Metadata.Cached, "interrupted": res.Metadata.Interrupted,
+		"inputTokens": res.Metadata.Tokens.Input, "cachedInputTokens": res.Metadata.Tokens.CachedInput, "outputTokens": res.Metadata.Tokens.Output,
 	})
+	e.report(TurnReport{AgentID: t.req.AgentID, UserID: t.req.UserID, SessionID: t.sess.ID, Intent: res.Intent,
+		Provider: res.Metadata.Provider, Model: res.Metadata.Model, FirstToken: t.firstToken,
+		Duration: time.Since(t.measured), Tokens: res.Metadata.Tokens, Cost: res.Metadata.Cost, Cached: res.Metadata.Cached})
 	return res, runErr
 }
 
 func (t *Turn) fail(ctx context.Context, err error) error {
 	t.engine.cfg.Logger.WarnContext(ctx, "turn failed", "session", t.sess.ID, "agent", t.req.AgentID, "err", err)
-	t.record(context.WithoutCancel(ctx), "turn.failed", map[string]any{"error": err.Error()})
+	t.record(context.WithoutCancel(ctx), session.EventTurnFailed, map[string]any{"error": err.Error()})
+	e := t.engine
+	reported := err
+	if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		reported = fmt.Errorf("%w (%w)", err, ctx.Err()) // observers tell a client that left from a failure
+	}
+	e.report(TurnReport{AgentID: t.req.AgentID, UserID: t.req.UserID, SessionID: t.sess.ID,
+		Duration: time.Since(t.measured), Err: reported})
 	return err
 }
 
 func (t *Turn) record(ctx context.Context, eventType string, data map[string]any) {
-	err := t.engine.cfg.Store.RecordEvent(ctx, session.Event{
+	err := t.engine.cfg.Events.RecordEvent(ctx, session.Event{
 		Type: eventType, UserID: t.req.UserID, SessionID: t.sess.ID, AgentID: t.req.AgentID, Data: data,
 	})
 	if err != nil {
@@ -479,4 +565,17 @@ func (e *Engine) History(ctx context.Context, userID, sessionID string) ([]sessi
 		return nil, err
 	}
 	return e.cfg.Store.ListMessages(ctx, userID, sessionID, 0)
+}
+
+// TruncateReply keeps only what the user heard of a spoken reply they interrupted, so the
+// conversation (and the next turn's history) holds what was said rather than what was
+// generated; the generated text stays in the message's metadata.
+func (e *Engine) TruncateReply(ctx context.Context, userID, sessionID, messageID, played string) error {
+	if userID == "" {
+		userID = session.AnonymousUserID
+	}
+	if err := e.cfg.Store.TruncateMessage(ctx, userID, sessionID, messageID, played); err != nil {
+		return fmt.Errorf("truncate reply: %w", err)
+	}
+	return nil
 }

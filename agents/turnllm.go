@@ -24,7 +24,9 @@ func (p *turnProvider) Unwrap() llm.Provider { return p.inner }
 
 func (p *turnProvider) Stream(ctx context.Context, req llm.Request) iter.Seq2[llm.Chunk, error] {
 	return func(yield func(llm.Chunk, error) bool) {
-		if p.cache == nil {
+		// A tool loop's replies depend on what the tools did, and the cache keeps only text:
+		// replaying one would drop the tool calls.
+		if p.cache == nil || llm.UsesTools(req) {
 			for c, err := range p.inner.Stream(ctx, req) {
 				if !yield(c, err) {
 					return

@@ -66,6 +66,11 @@ func (s *Server) chat(c echo.Context) error {
 	if err := decodeJSON(c, &body); err != nil {
 		return err
 	}
+	user, err := s.callerUser(c, body.UserID)
+	if err != nil {
+		return err
+	}
+	body.UserID = user
 	ctx := c.Request().Context()
 	turn, err := s.cfg.Engine.Start(ctx, body.toEngine())
 	if err != nil {
@@ -82,10 +87,16 @@ func (s *Server) chat(c echo.Context) error {
 // chatStream answers as server-sent events, flushed per delta. Errors found before the stream
 // begins are plain JSON errors; after that they arrive as an "error" event.
 func (s *Server) chatStream(c echo.Context) error {
+	start := time.Now()
 	var body chatRequest
 	if err := decodeJSON(c, &body); err != nil {
 		return err
 	}
+	user, err := s.callerUser(c, body.UserID)
+	if err != nil {
+		return err
+	}
+	body.UserID = user
 	ctx := c.Request().Context()
 	turn, err := s.cfg.Engine.Start(ctx, body.toEngine())
 	if err != nil {
@@ -99,7 +110,12 @@ func (s *Server) chatStream(c echo.Context) error {
 	if err := sse.start(); err != nil {
 		return nil // client gone before the first byte
 	}
+	firstToken := true
 	res, err := turn.Run(ctx, func(text string) error {
+		if firstToken {
+			firstToken = false
+			s.metrics.chatFirstToken.Observe(time.Since(start).Seconds())
+		}
 		return sse.event("delta", map[string]string{"text": text})
 	})
 	if err != nil {
@@ -173,7 +189,11 @@ type messageView struct {
 
 // sessionMessages returns a session's stored history.
 func (s *Server) sessionMessages(c echo.Context) error {
-	msgs, err := s.cfg.Engine.History(c.Request().Context(), c.QueryParam("userId"), c.Param("id"))
+	user, err := s.callerUser(c, c.QueryParam("userId"))
+	if err != nil {
+		return err
+	}
+	msgs, err := s.cfg.Engine.History(c.Request().Context(), user, c.Param("id"))
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dartmouth-gw/dartmouth/agents"
 	"github.com/dartmouth-gw/dartmouth/agents/llm"
+	"github.com/dartmouth-gw/dartmouth/session"
 	"github.com/labstack/echo/v4"
 )
 
@@ -94,6 +95,9 @@ func toAPIError(err error) *APIError {
 	case errors.As(err, &budgetErr):
 		return &APIError{Status: http.StatusTooManyRequests, Code: CodeBudgetExceeded, Message: budgetErr.Error(),
 			Details: map[string]any{"scope": budgetErr.Scope, "resetAt": budgetErr.ResetAt}, RetryAfter: time.Until(budgetErr.ResetAt), cause: err}
+	case errors.Is(err, session.ErrUnavailable):
+		return &APIError{Status: http.StatusServiceUnavailable, Code: CodeUnavailable, Message: "the database is unavailable; the request was not stored, retry shortly",
+			RetryAfter: 5 * time.Second, cause: err}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &APIError{Status: http.StatusGatewayTimeout, Code: CodeTimeout, Message: "the request took longer than its deadline", cause: err}
 	case errors.As(err, &httpErr):

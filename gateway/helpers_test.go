@@ -35,7 +35,7 @@ type testGateway struct {
 
 type option func(*gateway.Config)
 
-func startGateway(t *testing.T, provider llm.Provider, opts ...option) *testGateway {
+func startGateway(t testing.TB, provider llm.Provider, opts ...option) *testGateway {
 	t.Helper()
 	ctx := context.Background()
 	store, err := session.OpenSQLite(ctx, session.SQLiteConfig{Path: t.TempDir() + "/test.db"})
@@ -74,7 +74,7 @@ func startGateway(t *testing.T, provider llm.Provider, opts ...option) *testGate
 }
 
 // shutdown stops the server and waits for Serve to return; safe to call twice.
-func (g *testGateway) shutdown(t *testing.T) {
+func (g *testGateway) shutdown(t testing.TB) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := g.Srv.Shutdown(ctx); err != nil {

@@ -365,6 +365,15 @@ func (s *Server) chatCompletions(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	// OpenAI's "user" is a client's own label for its end user, not this gateway's tenant: with
+	// authentication on, the caller's user owns the session whatever the label says.
+	user, err := s.callerUser(c, "")
+	if err != nil {
+		return err
+	}
+	if user != "" {
+		turnReq.req.UserID = user
+	}
 	ctx := c.Request().Context()
 	turn, err := s.cfg.Engine.Start(ctx, turnReq.req)
 	if err != nil {

@@ -49,8 +49,15 @@ type Config struct {
 	WSMaxFrameBytes int64
 	// WSIdleTimeout closes a WebSocket that sends nothing for this long. Default 5m.
 	WSIdleTimeout time.Duration
-	// Static holds the web pages served at "/". Default none.
+	// WSWriteTimeout drops a WebSocket client that takes longer than this to accept a frame.
+	// Default 10s.
+	WSWriteTimeout time.Duration
+	// Static holds the web pages served at "/" (see static.go: ETags, cache headers, gzip).
+	// Default none.
 	Static fs.FS
+	// LLMHealth reports the LLM providers' circuit breakers for the dashboard; *llm.Chain
+	// implements it. Default none: the dashboard shows each provider's replies this month.
+	LLMHealth LLMHealthReporter
 	// Version is reported by /health. Default "dev".
 	Version string
 	// Models are listed by GET /v1/models after the agents, such as the primary provider's
@@ -73,6 +80,30 @@ type Config struct {
 	// in here. Default IdentifyByIP: the client IP, on the free plan. A body's userId is never
 	// trusted for limits.
 	Identify func(*http.Request) (key, plan string)
+	// Auth chooses open mode (the default: no authentication, loudly logged) or API keys and
+	// session tokens, and holds the admin key of the operations endpoints (see auth.go). An
+	// authenticated caller's user and plan take precedence over Identify.
+	Auth AuthConfig
+	// VoiceSessions bounds live voice sessions (duration, per-user count, audio rate) and
+	// tunes their turn detection. Defaults in VoiceSessionLimits.
+	VoiceSessions VoiceSessionLimits
+	// Broker carries events for users (reminders, hand-offs) between replicas; see
+	// PublishToUser. Default nil: events reach this replica's sessions only.
+	Broker Broker
+	// PA keeps the personal assistant's records for /api/v2/pa/{tasks,reminders,notes,
+	// calendar,contacts} (see pa.go); session.SQLStore implements it. Default nil: those
+	// endpoints answer 503.
+	PA PAStore
+	// WebRTC configures POST /api/v2/webrtc/offer: STUN/TURN servers, UDP ports, ICE
+	// timeouts. Default: host candidates only (loopback included), any UDP port; see
+	// WebRTCConfig.
+	WebRTC WebRTCConfig
+	// ErrorReporter receives the errors that became 5xx envelopes, and panics (sentry.go);
+	// cmd passes a SentryReporter when SENTRY_DSN is set. Default nil: they are logged only.
+	ErrorReporter ErrorReporter
+	// Analytics answers GET /api/v2/analytics (analytics.go); session.SQLStore implements it.
+	// Default nil: that endpoint answers 503.
+	Analytics UsageReader
 }
 
 // Server is the gateway.
@@ -91,6 +122,15 @@ type Server struct {
 	hardStop       context.Context
 	cancelHardStop context.CancelFunc
 	sockets        sync.WaitGroup
+	auth           *authState
+
+	metrics     *metrics
+	voiceLimits VoiceSessionLimits
+	voiceSlots  voiceSlots
+	// users holds the open sessions of each user, for events pushed to them (DeliverToUser).
+	users userSessions
+	// static is the web site of Config.Static; nil without one.
+	static *staticSite
 }
 
 // New builds the server and its routes.
@@ -113,6 +153,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.WSIdleTimeout <= 0 {
 		cfg.WSIdleTimeout = 5 * time.Minute
 	}
+	if cfg.WSWriteTimeout <= 0 {
+		cfg.WSWriteTimeout = 10 * time.Second
+	}
 	if cfg.Version == "" {
 		cfg.Version = "dev"
 	}
@@ -125,18 +168,27 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Identify == nil {
 		cfg.Identify = IdentifyByIP
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), drain: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), drain: make(chan struct{}),
+		metrics: newMetrics(), voiceLimits: cfg.VoiceSessions.withDefaults()}
 	s.hardStop, s.cancelHardStop = context.WithCancel(context.Background())
+	if err := s.setupAuth(); err != nil {
+		return nil, err
+	}
+	s.setupOperations()
+	if cfg.Static != nil {
+		site, err := loadStaticSite(cfg.Static)
+		if err != nil {
+			return nil, err
+		}
+		s.static = site
+	}
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.handleError
 	e.Use(middleware.RequestID())
 	e.Use(s.logRequests)
-	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
-		s.log.Error("panic", "err", err, "requestId", requestID(c), "stack", string(stack))
-		return err
-	}}))
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{LogErrorFunc: s.reportPanic}))
 	e.Use(middleware.CORSWithConfig(middleware.CORSConfig{
 		AllowOriginFunc: func(origin string) (bool, error) { return slices.Contains(cfg.AllowedOrigins, origin), nil },
 		// No AllowHeaders: the preflight's requested headers are echoed, so SDKs that add their
@@ -144,7 +196,7 @@ func New(cfg Config) (*Server, error) {
 		ExposeHeaders: []string{echo.HeaderXRequestID, "X-Session-Id", "Retry-After", "X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"},
 		MaxAge:        600,
 	}))
-	e.Use(s.limitBody, s.deadline)
+	e.Use(s.limitBody, s.deadline, s.authenticate)
 	s.echo = e
 	s.routes()
 	return s, nil
@@ -155,24 +207,31 @@ func (s *Server) routes() {
 	e.GET("/health", s.health)
 	e.GET("/health/live", s.live)
 	e.GET("/health/ready", s.ready)
+	e.GET("/metrics", s.serveMetrics)
 	v2 := e.Group("/api/v2")
 	v2.GET("/agents", s.listAgents)
-	v2.GET("/costs", s.costs)
+	v2.GET("/costs", s.costs, s.requireAdmin)
+	v2.GET("/analytics", s.analytics, s.requireAdmin)
+	v2.GET("/dashboard", s.dashboard, s.requireAdmin)
+	v2.POST("/auth/token", s.issueToken)
 	v2.POST("/chat", s.chat, s.rateLimit)
 	v2.POST("/chat/stream", s.chatStream, s.rateLimit)
 	v2.GET("/sessions/:id/messages", s.sessionMessages)
 	v2.GET("/ws", s.websocket)
+	v2.POST("/webrtc/offer", s.webrtcOffer)
 	v2.POST("/voice/tts", s.voiceTTS, s.rateLimit)
 	v2.POST("/voice/stt", s.voiceSTT, s.rateLimit)
 	v2.GET("/voice/providers", s.voiceProviders)
+	s.paRoutes(v2.Group("/pa"))
 	v1 := e.Group("/v1")
 	v1.POST("/chat/completions", s.chatCompletions, s.rateLimit)
 	v1.GET("/models", s.listModels)
 	v1.GET("/models/*", s.getModel)
 	v1.POST("/audio/speech", s.openAISpeech, s.rateLimit)
 	v1.POST("/audio/transcriptions", s.openAITranscriptions, s.rateLimit)
-	if s.cfg.Static != nil {
-		e.StaticFS("/", s.cfg.Static)
+	v1.GET("/realtime", s.realtime)
+	if s.static != nil {
+		s.staticRoutes(s.static)
 	}
 }
 
@@ -187,6 +246,14 @@ func (s *Server) Serve(ln net.Listener) error {
 	srv.ReadHeaderTimeout = 10 * time.Second
 	srv.IdleTimeout = 2 * time.Minute
 	srv.ErrorLog = slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)
+	if s.cfg.Broker != nil {
+		brokerDone := make(chan struct{})
+		go func() {
+			defer close(brokerDone)
+			s.runBroker(s.hardStop)
+		}()
+		defer func() { <-brokerDone }() // Shutdown ends hardStop
+	}
 	err := srv.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -253,6 +320,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if apiErr.Status >= 500 {
 		s.log.Error("request failed", "requestId", apiErr.RequestID, "path", c.Path(), "err", err)
 	}
+	s.metrics.observeError(apiErr)
+	s.reportError(c, err, apiErr)
 	if c.Response().Committed {
 		return
 	}
@@ -284,6 +353,7 @@ func (s *Server) logRequests(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Error(err)
 		}
 		status := c.Response().Status
+		s.metrics.observeRequest(c.Path(), c.Request().Method, status, time.Since(start))
 		level := slog.LevelInfo
 		if status >= 500 {
 			level = slog.LevelError

@@ -85,6 +85,7 @@ func (s *Server) voiceTTS(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.metrics.observeSpeech(*res)
 	if body.Response == "json" {
 		return c.JSON(http.StatusOK, struct {
 			*voice.SpeakResult
@@ -320,6 +321,7 @@ func (s *Server) openAISpeech(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	s.metrics.observeSpeech(*res)
 	c.Response().Header().Set("X-Voice-Provider", res.Provider)
 	c.Response().Header().Set("X-Voice-Tier", string(res.Tier))
 	return c.Blob(http.StatusOK, res.ContentType, res.Audio)

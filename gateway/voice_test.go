@@ -9,8 +9,10 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/dartmouth-gw/dartmouth/gateway"
 	"github.com/dartmouth-gw/dartmouth/session"
@@ -20,8 +22,19 @@ import (
 	oaioption "github.com/openai/openai-go/v3/option"
 )
 
+var toneWAVs sync.Map // ms -> []byte: load tests ask for the same lengths over and over
+
 // toneWAV is a 440 Hz tone, 16 kHz mono, of the given length in ms.
 func toneWAV(ms int) []byte {
+	if b, ok := toneWAVs.Load(ms); ok {
+		return b.([]byte)
+	}
+	b := makeToneWAV(ms)
+	toneWAVs.Store(ms, b)
+	return b
+}
+
+func makeToneWAV(ms int) []byte {
 	n := 16 * ms
 	pcm := audio.PCM{Rate: 16000, Samples: make([]int16, n)}
 	for i := range pcm.Samples {
@@ -36,6 +49,9 @@ type voiceFake struct {
 	name  string
 	fail  bool
 	calls atomic.Int64
+	// speechLen, when set, is the length of every synthesized sentence; else it grows with
+	// the text.
+	speechLen time.Duration
 }
 
 func (f *voiceFake) Name() string     { return f.name }
@@ -46,7 +62,11 @@ func (f *voiceFake) Synthesize(_ context.Context, req voice.SpeechRequest) (*voi
 	if f.fail {
 		return nil, errors.New("synthesizer down")
 	}
-	return &voice.Speech{Audio: io.NopCloser(bytes.NewReader(toneWAV(100 + 10*len(req.Text)))), Format: voice.FormatWAV,
+	ms := 100 + 10*len(req.Text)
+	if f.speechLen > 0 {
+		ms = int(f.speechLen.Milliseconds())
+	}
+	return &voice.Speech{Audio: io.NopCloser(bytes.NewReader(toneWAV(ms))), Format: voice.FormatWAV,
 		ContentType: "audio/wav", Provider: f.name, Model: "fake-1"}, nil
 }
 

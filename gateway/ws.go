@@ -26,6 +26,10 @@ type clientFrame struct {
 	UserID    string         `json:"userId,omitempty"`
 	Text      string         `json:"text,omitempty"`
 	Context   map[string]any `json:"context,omitempty"`
+	// Audio and Voice in session.start make it a voice session (see voicews.go).
+	Audio         *wsAudioSpec     `json:"audio,omitempty"`
+	Voice         *wsVoiceSpec     `json:"voice,omitempty"`
+	TurnDetection *wsTurnDetection `json:"turnDetection,omitempty"`
 }
 
 // serverFrame is a JSON frame the gateway sends. Fields not used by a type stay empty.
@@ -43,6 +47,8 @@ type serverFrame struct {
 	Message   string           `json:"message,omitempty"`
 	// RetryAfter is how many seconds a rate_limited client should wait.
 	RetryAfter int `json:"retryAfter,omitempty"`
+	// Audio, in session.started of a voice session, is the format of the audio it will send.
+	Audio *wsAudioFormat `json:"audio,omitempty"`
 }
 
 // originAllowed accepts clients that send no Origin (apps, servers), the gateway's own pages,
@@ -81,6 +87,7 @@ func (s *Server) websocket(c echo.Context) error {
 	defer s.sockets.Done()
 	ws := &wsSession{srv: s, conn: conn, requestID: requestID(c)}
 	ws.rateKey, ws.rateLimit = s.rateLimitFor(r)
+	_, ws.plan = s.cfg.Identify(r)
 	ws.serve()
 	return nil
 }
@@ -94,6 +101,7 @@ type wsSession struct {
 	// rateKey and rateLimit identify the caller for the per-turn rate limit (ratelimit.go).
 	rateKey   string
 	rateLimit Limit
+	plan      string // the caller's plan, for the voice tiers it may use
 
 	ctx    context.Context // ends with the connection
 	cancel context.CancelFunc
@@ -103,6 +111,13 @@ type wsSession struct {
 	turn      *runningTurn
 	closing   bool // no new turns once set
 	turnsDone sync.WaitGroup
+
+	// voice is set by a session.start that asks for audio; its goroutines are voiceDone.
+	voice       *voiceSession
+	audioBase64 bool
+	voiceDone   sync.WaitGroup
+	// leaveUser removes the connection from the user's open sessions (DeliverToUser).
+	leaveUser func()
 }
 
 type runningTurn struct {
@@ -142,11 +157,17 @@ func (ws *wsSession) serve() {
 			break
 		}
 		if typ == websocket.MessageBinary {
-			ws.sendError("", CodeUnsupportedFrame, "binary audio frames are not accepted on this session; send text frames")
+			ws.pushAudio(data)
 			continue
 		}
 		ws.handle(data)
 	}
+	ws.endVoice()
+	ws.mu.Lock()
+	if ws.leaveUser != nil {
+		ws.leaveUser()
+	}
+	ws.mu.Unlock()
 	// The connection is gone: stop any turn and wait for it to store what it generated.
 	ws.mu.Lock()
 	ws.closing = true
@@ -185,15 +206,23 @@ func (ws *wsSession) handle(data []byte) {
 	case "session.start":
 		ws.startSession(f)
 	case "text":
+		if vs := ws.voiceSession(); vs != nil {
+			ws.voiceText(vs, f)
+			return
+		}
 		ws.startTurn(f)
 	case "interrupt":
+		if vs := ws.voiceSession(); vs != nil {
+			vs.Interrupt()
+			return
+		}
 		ws.mu.Lock()
 		if ws.turn != nil {
 			ws.turn.cancel()
 		}
 		ws.mu.Unlock()
 	case "audio.end":
-		ws.sendError(f.ID, CodeUnsupportedFrame, "audio is not accepted on this session; send text frames")
+		ws.endAudio(f)
 	case "":
 		ws.sendError(f.ID, CodeValidation, "frame has no type")
 	default:
@@ -211,18 +240,35 @@ func (ws *wsSession) startSession(f clientFrame) {
 	}
 	ctx, cancel := context.WithTimeout(ws.ctx, ws.srv.cfg.RequestTimeout)
 	defer cancel()
-	conv := agents.Conversation{AgentID: f.AgentID, SessionID: f.SessionID, UserID: f.UserID}
+	userID, err := ws.srv.socketUser(ws.requestID, f.UserID)
+	if err != nil {
+		ws.sendAPIError(f.ID, err)
+		return
+	}
+	conv := agents.Conversation{AgentID: f.AgentID, SessionID: f.SessionID, UserID: userID}
 	sess, created, err := ws.srv.cfg.Engine.OpenSession(ctx, conv)
 	if err != nil {
 		ws.sendAPIError(f.ID, err)
 		return
 	}
 	conv.SessionID, conv.UserID, conv.AgentID = sess.ID, sess.UserID, sess.AgentID
+	var vs *voiceSession
+	if f.Audio != nil || f.Voice != nil {
+		if vs, err = ws.openVoice(conv, f); err != nil {
+			ws.sendAPIError(f.ID, err)
+			return
+		}
+	}
 	ws.mu.Lock()
 	ws.conv = &conv
+	ws.voice = vs
+	ws.leaveUser = ws.srv.users.add(conv.UserID, ws)
 	ws.mu.Unlock()
 	resumed := !created
-	ws.send(serverFrame{Type: "session.started", ID: f.ID, SessionID: sess.ID, AgentID: sess.AgentID, Resumed: &resumed})
+	ws.send(serverFrame{Type: "session.started", ID: f.ID, SessionID: sess.ID, AgentID: sess.AgentID, Resumed: &resumed, Audio: vs.outputSpec()})
+	if vs != nil {
+		ws.runVoice(vs)
+	}
 }
 
 func (ws *wsSession) startTurn(f clientFrame) {
@@ -287,19 +333,31 @@ func (ws *wsSession) runTurn(ctx context.Context, f clientFrame, conv agents.Con
 	}
 }
 
-// send writes one frame; a client that cannot take it within 10s is dropped.
-func (ws *wsSession) send(f serverFrame) error {
+// send writes one frame; a client that cannot take it within WSWriteTimeout is dropped.
+func (ws *wsSession) send(f any) error {
 	payload, err := json.Marshal(f)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ws.ctx, 10*time.Second)
+	return ws.write(websocket.MessageText, payload)
+}
+
+func (ws *wsSession) write(typ websocket.MessageType, payload []byte) error {
+	ctx, cancel := context.WithTimeout(ws.ctx, ws.srv.cfg.WSWriteTimeout)
 	defer cancel()
-	if err := ws.conn.Write(ctx, websocket.MessageText, payload); err != nil {
+	if err := ws.conn.Write(ctx, typ, payload); err != nil {
 		ws.cancel()
 		return err
 	}
 	return nil
+}
+
+// pushEvent delivers an event pushed to the user (DeliverToUser); a client that cannot take
+// it within the caller's deadline misses it rather than holding the sender.
+func (ws *wsSession) pushEvent(ctx context.Context, payload []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	return ws.conn.Write(ctx, websocket.MessageText, payload)
 }
 
 func (ws *wsSession) sendError(id, code, message string) {

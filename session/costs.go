@@ -61,11 +61,16 @@ func (s *SQLStore) RecordCost(ctx context.Context, c Cost) error {
 	if c.Cached {
 		cached = 1
 	}
-	_, err := s.db.ExecContext(ctx, s.dialect.rebind(`INSERT INTO costs (id, user_id, agent_id, session_id, kind, provider, model,
+	// Retried through a lost connection (see retryWrite); the conflict clause makes a retry of
+	// an insert that did land a no-op.
+	err := s.retryWrite(ctx, "record cost", func(bool) error {
+		_, err := s.db.ExecContext(ctx, s.dialect.rebind(`INSERT INTO costs (id, user_id, agent_id, session_id, kind, provider, model,
 		input_tokens, cached_input_tokens, cache_write_tokens, output_tokens, units, cost_usd, cached, day, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`),
-		c.ID, c.UserID, c.AgentID, c.SessionID, c.Kind, c.Provider, c.Model,
-		c.InputTokens, c.CachedInputTokens, c.CacheWriteTokens, c.OutputTokens, c.Units, c.USD, cached, Day(created), created.UnixMilli())
+			c.ID, c.UserID, c.AgentID, c.SessionID, c.Kind, c.Provider, c.Model,
+			c.InputTokens, c.CachedInputTokens, c.CacheWriteTokens, c.OutputTokens, c.Units, c.USD, cached, Day(created), created.UnixMilli())
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("record cost: %w", err)
 	}

@@ -5,11 +5,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dartmouth-gw/dartmouth/session/pgtest"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	// The store tests share one PostgreSQL server, stopped once they have run.
+	goleak.VerifyTestMain(pgtest.Tests(m))
 }
 
 // testEpoch is a whole number of milliseconds, so times survive the store's millisecond

@@ -74,6 +74,10 @@ type Store interface {
 	// ListMessages returns the last limit messages of the user's session, oldest first;
 	// limit <= 0 means all of them.
 	ListMessages(ctx context.Context, userID, sessionID string, limit int) ([]Message, error)
+	// TruncateMessage replaces the content of a message of the user's session with what was
+	// actually delivered (a spoken reply the user interrupted), keeping the generated text in
+	// its metadata under "generated"; ErrNotFound when the message is not theirs.
+	TruncateMessage(ctx context.Context, userID, sessionID, messageID, content string) error
 	// RecordEvent stores an analytics event.
 	RecordEvent(ctx context.Context, e Event) error
 	// Close releases the database.

@@ -590,7 +590,7 @@ func (s *SQLStore) UpdateTicketStatus(ctx context.Context, userID, ticketID, sta
 		closed = now
 	}
 	res, err := s.db.ExecContext(ctx, s.dialect.rebind(`UPDATE tickets SET status = ?, updated_at = ?,
-		closed_at = CASE WHEN ? = 0 THEN 0 WHEN status = ? THEN closed_at ELSE ? END
+		closed_at = CASE WHEN CAST(? AS BIGINT) = 0 THEN 0 WHEN status = ? THEN closed_at ELSE ? END
 		WHERE id = ? AND user_id = ?`), status, now, closed, TicketClosed, closed, ticketID, userID)
 	if err != nil {
 		return Ticket{}, fmt.Errorf("update ticket: %w", err)

@@ -3,36 +3,34 @@ package session
 import (
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 )
 
-// Two migration files with the same number would make the second one silently skipped.
+// Two migration files with the same number would make the second one silently skipped, and
+// a dialect missing a version would drift from the others: loadMigrations refuses both.
 func TestMigrationVersionsAreUnique(t *testing.T) {
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil {
-		t.Fatal(err)
+	var want []int
+	for _, m := range mustLoadMigrations(t, sqliteDialect.name) {
+		want = append(want, m.version)
 	}
-	seen := map[int]string{}
-	for _, name := range names {
-		v, err := strconv.Atoi(strings.SplitN(filepath.Base(name), "_", 2)[0])
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if other, dup := seen[v]; dup {
-			t.Errorf("migrations %s and %s share version %d: one of them would never run", other, name, v)
-		}
-		seen[v] = name
+	var got []int
+	for _, m := range mustLoadMigrations(t, postgresDialect.name) {
+		got = append(got, m.version)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("postgres runs migrations %v, sqlite %v", got, want)
 	}
 }
 
 func TestKBDocumentsReplaceTheirChunks(t *testing.T) {
+	forEachBackend(t, testKBDocumentsReplaceTheirChunks)
+}
+
+func testKBDocumentsReplaceTheirChunks(t *testing.T) {
 	s, clock, _ := newTestStore(t)
 	ctx := t.Context()
 	if rev, err := s.KBRevision(ctx, "default"); err != nil || rev != 0 {
@@ -105,7 +103,9 @@ func TestKBDocumentsReplaceTheirChunks(t *testing.T) {
 	}
 }
 
-func TestEmbeddingsRoundTripExactly(t *testing.T) {
+func TestEmbeddingsRoundTripExactly(t *testing.T) { forEachBackend(t, testEmbeddingsRoundTripExactly) }
+
+func testEmbeddingsRoundTripExactly(t *testing.T) {
 	s, _, _ := newTestStore(t)
 	ctx := t.Context()
 	vec := []float32{0, -1, 1, 0.1, -3.5e-8, math.MaxFloat32, float32(math.Inf(1))}
@@ -150,7 +150,9 @@ func TestEmbeddingsRoundTripExactly(t *testing.T) {
 	}
 }
 
-func TestTicketsBelongToTheirUser(t *testing.T) {
+func TestTicketsBelongToTheirUser(t *testing.T) { forEachBackend(t, testTicketsBelongToTheirUser) }
+
+func testTicketsBelongToTheirUser(t *testing.T) {
 	s, clock, _ := newTestStore(t)
 	ctx := t.Context()
 	mustEnsureUser(t, s, "alice", "")

@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"math"
 	"os"
+	"path"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -24,10 +26,20 @@ var migrationFiles embed.FS
 
 // dialect keeps every difference between SQL engines in one place, so the queries below stay
 // portable.
+//
+// Writing portable queries: "?" placeholders; ON CONFLICT (...) DO NOTHING / DO UPDATE for
+// upserts; times as BIGINT Unix milliseconds, booleans as INTEGER 0/1 (pass ints, not bools),
+// JSON as TEXT, bytes as BYTEA. PostgreSQL infers a parameter's type from where it stands,
+// so one compared only with a literal ("CASE WHEN ? = 0") becomes a 32-bit integer there:
+// write CAST(? AS BIGINT) when it may hold a time.
 type dialect struct {
 	name string
 	// numberedPlaceholders turns "?" into "$1, $2, ..." (PostgreSQL).
 	numberedPlaceholders bool
+	// lockMigrations, when set, runs first in every migration transaction and holds until it
+	// ends, so processes starting together apply each migration once. SQLite needs none: its
+	// transactions begin immediate, which already excludes other writers.
+	lockMigrations string
 }
 
 var sqliteDialect = dialect{name: "sqlite"}
@@ -55,6 +67,10 @@ type SQLStore struct {
 	db      *sql.DB
 	dialect dialect
 	clock   Clock
+	// writeRetry is how long the writes that must not be lost keep retrying through a lost
+	// connection (see retryWrite); 0 tries once.
+	writeRetry time.Duration
+	logger     *slog.Logger
 }
 
 var _ Store = (*SQLStore)(nil)
@@ -100,45 +116,119 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (*SQLStore, error) {
 
 // Migrate applies every embedded migration that has not run yet, each in its own transaction.
 func (s *SQLStore) Migrate(ctx context.Context) error {
-	if _, err := s.db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
+	migrations, err := loadMigrations(migrationFiles, s.dialect.name)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	sort.Strings(names)
-	for _, name := range names {
-		version, err := strconv.Atoi(strings.SplitN(filepath.Base(name), "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("migrate: bad file name %s: %w", name, err)
+	if err := s.inTx(ctx, func(tx *sql.Tx) error {
+		// Under the lock too: PostgreSQL lets two racing CREATE TABLE IF NOT EXISTS collide.
+		if err := s.lockForMigration(ctx, tx); err != nil {
+			return err
 		}
-		body, err := migrationFiles.ReadFile(name)
-		if err != nil {
-			return fmt.Errorf("migrate: %w", err)
-		}
+		_, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)`)
+		return err
+	}); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for _, m := range migrations {
 		if err := s.inTx(ctx, func(tx *sql.Tx) error {
+			if err := s.lockForMigration(ctx, tx); err != nil {
+				return err
+			}
 			// Checked inside the transaction, so two processes opening the same database at
 			// once cannot both see the migration as pending and both apply it.
 			var applied int
-			if err := tx.QueryRowContext(ctx, s.dialect.rebind(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), version).Scan(&applied); err != nil {
+			if err := tx.QueryRowContext(ctx, s.dialect.rebind(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), m.version).Scan(&applied); err != nil {
 				return err
 			}
 			if applied > 0 {
 				return nil
 			}
-			for _, stmt := range splitStatements(string(body)) {
+			for _, stmt := range splitStatements(m.body) {
 				if _, err := tx.ExecContext(ctx, stmt); err != nil {
-					return fmt.Errorf("%s: %w", name, err)
+					return fmt.Errorf("%s: %w", m.file, err)
 				}
 			}
-			_, err := tx.ExecContext(ctx, s.dialect.rebind(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), version, s.now())
+			_, err := tx.ExecContext(ctx, s.dialect.rebind(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`), m.version, s.now())
 			return err
 		}); err != nil {
 			return fmt.Errorf("migrate: %w", err)
 		}
 	}
 	return nil
+}
+
+func (s *SQLStore) lockForMigration(ctx context.Context, tx *sql.Tx) error {
+	if s.dialect.lockMigrations == "" {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, s.dialect.lockMigrations); err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	return nil
+}
+
+// migration is one schema change as a dialect runs it.
+type migration struct {
+	version int
+	file    string
+	body    string
+}
+
+// loadMigrations returns the migrations of fsys's migrations folder for a dialect, by version.
+//
+// Every migration is a portable NNNN_name.sql. When one statement cannot be written for both
+// engines, a file NNNN_name.<dialect>.sql ("postgres" or "sqlite") next to it replaces it
+// for that dialect alone; the portable file stays the reference for the others, and an
+// override without one is refused, so every engine gets every version.
+func loadMigrations(fsys fs.FS, dialectName string) ([]migration, error) {
+	names, err := fs.Glob(fsys, "migrations/*.sql")
+	if err != nil {
+		return nil, err
+	}
+	portable := map[int]string{}
+	override := map[int]string{}
+	for _, name := range names {
+		base := strings.TrimSuffix(path.Base(name), ".sql")
+		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil {
+			return nil, fmt.Errorf("bad file name %s: want NNNN_name.sql", name)
+		}
+		target := portable
+		if i := strings.LastIndexByte(base, '.'); i >= 0 {
+			switch base[i+1:] {
+			case sqliteDialect.name, postgresDialect.name:
+			default:
+				return nil, fmt.Errorf("bad file name %s: the part before .sql names no dialect (sqlite, postgres)", name)
+			}
+			if base[i+1:] != dialectName {
+				continue
+			}
+			target = override
+		}
+		if other, dup := target[version]; dup {
+			return nil, fmt.Errorf("migrations %s and %s share version %d", other, name, version)
+		}
+		target[version] = name
+	}
+	for version, name := range override {
+		if _, ok := portable[version]; !ok {
+			return nil, fmt.Errorf("%s overrides no portable migration %04d_*.sql", name, version)
+		}
+	}
+	out := make([]migration, 0, len(portable))
+	for version, name := range portable {
+		if o, ok := override[version]; ok {
+			name = o
+		}
+		body, err := fs.ReadFile(fsys, name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, migration{version: version, file: path.Base(name), body: string(body)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	return out, nil
 }
 
 // splitStatements splits a migration on semicolons that end a line, dropping comments.
@@ -247,7 +337,8 @@ func (s *SQLStore) GetSession(ctx context.Context, userID, sessionID string) (Se
 	return sess, nil
 }
 
-// AppendMessage implements Store.
+// AppendMessage implements Store. On PostgreSQL a lost connection is retried (see
+// retryWrite): a message is never silently dropped.
 func (s *SQLStore) AppendMessage(ctx context.Context, m Message) error {
 	meta, err := encodeJSON(m.Metadata)
 	if err != nil {
@@ -257,20 +348,29 @@ func (s *SQLStore) AppendMessage(ctx context.Context, m Message) error {
 	if !m.CreatedAt.IsZero() {
 		created = m.CreatedAt.UnixMilli()
 	}
-	return s.inTx(ctx, func(tx *sql.Tx) error {
-		// The sequence number is computed inside the insert so two writers cannot take the
-		// same one; the unique index turns a race into an error rather than a reordering.
-		_, err := tx.ExecContext(ctx, s.dialect.rebind(`INSERT INTO messages (id, session_id, seq, role, content, created_at, metadata)
+	err = s.retryWrite(ctx, "append message", func(retry bool) error {
+		err := s.inTx(ctx, func(tx *sql.Tx) error {
+			// Touching the session first locks its row until commit (PostgreSQL; SQLite locks
+			// the whole database), so appends to one session take turns and each one's
+			// MAX(seq) below sees the previous one's row. The unique index turns any race left
+			// into an error rather than a reordering.
+			if _, err := tx.ExecContext(ctx, s.dialect.rebind(`UPDATE sessions SET updated_at = ? WHERE id = ?`), created, m.SessionID); err != nil {
+				return fmt.Errorf("touch session: %w", err)
+			}
+			_, err := tx.ExecContext(ctx, s.dialect.rebind(`INSERT INTO messages (id, session_id, seq, role, content, created_at, metadata)
 			SELECT ?, ?, COALESCE(MAX(seq), 0) + 1, ?, ?, ?, ? FROM messages WHERE session_id = ?`),
-			m.ID, m.SessionID, m.Role, m.Content, created, meta, m.SessionID)
-		if err != nil {
-			return fmt.Errorf("append message: %w", err)
+				m.ID, m.SessionID, m.Role, m.Content, created, meta, m.SessionID)
+			return err
+		})
+		if retry && isUniqueViolation(err, "messages_pkey") {
+			return nil // an earlier attempt committed before its connection was lost
 		}
-		if _, err := tx.ExecContext(ctx, s.dialect.rebind(`UPDATE sessions SET updated_at = ? WHERE id = ?`), created, m.SessionID); err != nil {
-			return fmt.Errorf("append message: touch session: %w", err)
-		}
-		return nil
+		return err
 	})
+	if err != nil {
+		return fmt.Errorf("append message: %w", err)
+	}
+	return nil
 }
 
 // ListMessages implements Store.
@@ -308,6 +408,45 @@ func (s *SQLStore) ListMessages(ctx context.Context, userID, sessionID string, l
 		out[i], out[j] = out[j], out[i]
 	}
 	return out, nil
+}
+
+// TruncateMessage implements Store. Like AppendMessage it retries through a lost connection;
+// doing it twice changes nothing.
+func (s *SQLStore) TruncateMessage(ctx context.Context, userID, sessionID, messageID, content string) error {
+	return s.retryWrite(ctx, "truncate message", func(bool) error { return s.truncateMessage(ctx, userID, sessionID, messageID, content) })
+}
+
+func (s *SQLStore) truncateMessage(ctx context.Context, userID, sessionID, messageID, content string) error {
+	return s.inTx(ctx, func(tx *sql.Tx) error {
+		var generated, meta string
+		err := tx.QueryRowContext(ctx, s.dialect.rebind(`SELECT m.content, m.metadata FROM messages m JOIN sessions s ON s.id = m.session_id
+			WHERE m.id = ? AND m.session_id = ? AND s.user_id = ?`), messageID, sessionID, userID).Scan(&generated, &meta)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("truncate message: %w", ErrNotFound)
+		}
+		if err != nil {
+			return fmt.Errorf("truncate message: %w", err)
+		}
+		md, err := decodeJSON(meta)
+		if err != nil {
+			return fmt.Errorf("truncate message: %w", err)
+		}
+		if md == nil {
+			md = map[string]any{}
+		}
+		if _, ok := md["generated"]; !ok { // a second truncation keeps the first original
+			md["generated"] = generated
+		}
+		md["truncated"] = true
+		encoded, err := encodeJSON(md)
+		if err != nil {
+			return fmt.Errorf("truncate message: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, s.dialect.rebind(`UPDATE messages SET content = ?, metadata = ? WHERE id = ?`), content, encoded, messageID); err != nil {
+			return fmt.Errorf("truncate message: %w", err)
+		}
+		return nil
+	})
 }
 
 // RecordEvent implements Store.

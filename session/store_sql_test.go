@@ -4,38 +4,15 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 )
-
-// openStoreAt opens the SQLite store at path and closes it when the test ends. Close is
-// idempotent, so tests may also close it themselves.
-func openStoreAt(t *testing.T, path string, clock Clock) *SQLStore {
-	t.Helper()
-	s, err := OpenSQLite(t.Context(), SQLiteConfig{Path: path, Clock: clock})
-	if err != nil {
-		t.Fatalf("OpenSQLite(%s): %v", path, err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
-}
-
-// newTestStore opens a fresh store in a folder that does not exist yet, stamped by a test
-// clock.
-func newTestStore(t *testing.T) (*SQLStore, *testClock, string) {
-	t.Helper()
-	clock := newTestClock()
-	path := filepath.Join(t.TempDir(), "data", "test.db")
-	return openStoreAt(t, path, clock), clock, path
-}
 
 func mustEnsureUser(t *testing.T, s *SQLStore, id, plan string) User {
 	t.Helper()
@@ -97,7 +74,7 @@ func numbered(prefix string, n int) []string {
 // queryInts runs a query whose rows are one integer each.
 func queryInts(t *testing.T, s *SQLStore, query string, args ...any) []int64 {
 	t.Helper()
-	rows, err := s.db.QueryContext(t.Context(), query, args...)
+	rows, err := s.db.QueryContext(t.Context(), s.dialect.rebind(query), args...)
 	if err != nil {
 		t.Fatalf("%s: %v", query, err)
 	}
@@ -119,28 +96,19 @@ func queryInts(t *testing.T, s *SQLStore, query string, args ...any) []int64 {
 func queryString(t *testing.T, s *SQLStore, query string, args ...any) string {
 	t.Helper()
 	var v string
-	if err := s.db.QueryRowContext(t.Context(), query, args...).Scan(&v); err != nil {
+	if err := s.db.QueryRowContext(t.Context(), s.dialect.rebind(query), args...).Scan(&v); err != nil {
 		t.Fatalf("%s: %v", query, err)
 	}
 	return v
 }
 
-// migrationVersions is the version of every embedded migration file, ascending.
+// migrationVersions is the version of every embedded migration, ascending.
 func migrationVersions(t *testing.T) []int64 {
 	t.Helper()
-	names, err := fs.Glob(migrationFiles, "migrations/*.sql")
-	if err != nil || len(names) == 0 {
-		t.Fatalf("no embedded migrations (%v)", err)
-	}
 	var out []int64
-	for _, name := range names {
-		v, err := strconv.ParseInt(strings.SplitN(filepath.Base(name), "_", 2)[0], 10, 64)
-		if err != nil {
-			t.Fatalf("migration %s: %v", name, err)
-		}
-		out = append(out, v)
+	for _, m := range mustLoadMigrations(t, sqliteDialect.name) {
+		out = append(out, int64(m.version))
 	}
-	slices.Sort(out)
 	return out
 }
 
@@ -181,7 +149,9 @@ func TestOpenSQLiteCreatesFolderAndPings(t *testing.T) {
 	}
 }
 
-func TestMigrationsAreAppliedOnce(t *testing.T) {
+func TestMigrationsAreAppliedOnce(t *testing.T) { forEachBackend(t, testMigrationsAreAppliedOnce) }
+
+func testMigrationsAreAppliedOnce(t *testing.T) {
 	want := migrationVersions(t)
 	first, clock, path := newTestStore(t)
 	assertAppliedMigrations(t, first, want)
@@ -205,11 +175,30 @@ func TestMigrationsAreAppliedOnce(t *testing.T) {
 	if !slices.Equal(applied, []int64{testEpoch.UnixMilli()}) {
 		t.Errorf("applied_at = %v, want only the first open's time %d", applied, testEpoch.UnixMilli())
 	}
-	for _, table := range []string{"schema_migrations", "users", "sessions", "messages", "analytics_events"} {
-		if n := queryInts(t, reopened, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?`, table); n[0] != 1 {
-			t.Errorf("table %s missing", table)
+	// Every table the migrations create is there (a query on a missing one fails).
+	tables := []string{"schema_migrations"}
+	for _, m := range mustLoadMigrations(t, reopened.Dialect()) {
+		for _, match := range createTable.FindAllStringSubmatch(m.body, -1) {
+			tables = append(tables, match[1])
 		}
 	}
+	if len(tables) < 5 {
+		t.Fatalf("found only the tables %v in the migrations", tables)
+	}
+	for _, table := range tables {
+		queryInts(t, reopened, `SELECT COUNT(*) FROM `+table)
+	}
+}
+
+var createTable = regexp.MustCompile(`(?m)^\s*CREATE TABLE (\w+)`)
+
+func mustLoadMigrations(t *testing.T, dialectName string) []migration {
+	t.Helper()
+	migrations, err := loadMigrations(migrationFiles, dialectName)
+	if err != nil || len(migrations) == 0 {
+		t.Fatalf("embedded migrations for %s: %v (%d files)", dialectName, err, len(migrations))
+	}
+	return migrations
 }
 
 // TestConcurrentOpenAppliesMigrationsOnce opens one database from several goroutines at once,
@@ -286,7 +275,9 @@ func TestSQLitePragmas(t *testing.T) {
 	}
 }
 
-func TestEnsureUser(t *testing.T) {
+func TestEnsureUser(t *testing.T) { forEachBackend(t, testEnsureUser) }
+
+func testEnsureUser(t *testing.T) {
 	s, clock, _ := newTestStore(t)
 
 	created := mustEnsureUser(t, s, "alice", "pro")
@@ -310,7 +301,9 @@ func TestEnsureUser(t *testing.T) {
 	}
 }
 
-func TestSessionRoundTrip(t *testing.T) {
+func TestSessionRoundTrip(t *testing.T) { forEachBackend(t, testSessionRoundTrip) }
+
+func testSessionRoundTrip(t *testing.T) {
 	explicit := testEpoch.Add(-24 * time.Hour)
 	tests := []struct {
 		name        string
@@ -362,7 +355,9 @@ func TestSessionRoundTrip(t *testing.T) {
 	}
 }
 
-func TestGetSessionNotFound(t *testing.T) {
+func TestGetSessionNotFound(t *testing.T) { forEachBackend(t, testGetSessionNotFound) }
+
+func testGetSessionNotFound(t *testing.T) {
 	s, _, _ := newTestStore(t)
 	sess := mustCreateSession(t, s, "alice")
 	mustEnsureUser(t, s, "mallory", "")
@@ -385,6 +380,10 @@ func TestGetSessionNotFound(t *testing.T) {
 }
 
 func TestCreateSessionRejectsInvalid(t *testing.T) {
+	forEachBackend(t, testCreateSessionRejectsInvalid)
+}
+
+func testCreateSessionRejectsInvalid(t *testing.T) {
 	s, _, _ := newTestStore(t)
 	existing := mustCreateSession(t, s, "alice")
 	tests := []struct {
@@ -404,6 +403,10 @@ func TestCreateSessionRejectsInvalid(t *testing.T) {
 }
 
 func TestAppendMessageOrdersByInsertionWithIdenticalTimestamps(t *testing.T) {
+	forEachBackend(t, testAppendMessageOrdersByInsertionWithIdenticalTimestamps)
+}
+
+func testAppendMessageOrdersByInsertionWithIdenticalTimestamps(t *testing.T) {
 	s, _, _ := newTestStore(t) // the clock never moves: every message has the same time
 	sess := mustCreateSession(t, s, "alice")
 	want := numbered("m", 12)
@@ -419,6 +422,10 @@ func TestAppendMessageOrdersByInsertionWithIdenticalTimestamps(t *testing.T) {
 }
 
 func TestAppendMessageRoundTripsFields(t *testing.T) {
+	forEachBackend(t, testAppendMessageRoundTripsFields)
+}
+
+func testAppendMessageRoundTripsFields(t *testing.T) {
 	s, _, _ := newTestStore(t)
 	sess := mustCreateSession(t, s, "alice")
 	at := testEpoch.Add(-time.Minute)
@@ -442,6 +449,10 @@ func TestAppendMessageRoundTripsFields(t *testing.T) {
 }
 
 func TestAppendMessageUpdatesSession(t *testing.T) {
+	forEachBackend(t, testAppendMessageUpdatesSession)
+}
+
+func testAppendMessageUpdatesSession(t *testing.T) {
 	s, clock, _ := newTestStore(t)
 	sess := mustCreateSession(t, s, "alice")
 
@@ -467,7 +478,9 @@ func assertSessionTimes(t *testing.T, s *SQLStore, sess Session, created, update
 	assertTime(t, "session UpdatedAt", got.UpdatedAt, updated)
 }
 
-func TestListMessagesLimit(t *testing.T) {
+func TestListMessagesLimit(t *testing.T) { forEachBackend(t, testListMessagesLimit) }
+
+func testListMessagesLimit(t *testing.T) {
 	s, _, _ := newTestStore(t)
 	sess := mustCreateSession(t, s, "alice")
 	all := numbered("m", 5)
@@ -493,7 +506,9 @@ func TestListMessagesLimit(t *testing.T) {
 	}
 }
 
-func TestListMessagesScopedToUser(t *testing.T) {
+func TestListMessagesScopedToUser(t *testing.T) { forEachBackend(t, testListMessagesScopedToUser) }
+
+func testListMessagesScopedToUser(t *testing.T) {
 	s, _, _ := newTestStore(t)
 	alices := mustCreateSession(t, s, "alice")
 	appendContents(t, s, alices.ID, "secret")
@@ -514,6 +529,10 @@ func TestListMessagesScopedToUser(t *testing.T) {
 }
 
 func TestAppendMessageToMissingSessionFails(t *testing.T) {
+	forEachBackend(t, testAppendMessageToMissingSessionFails)
+}
+
+func testAppendMessageToMissingSessionFails(t *testing.T) {
 	s, _, _ := newTestStore(t)
 	m := Message{ID: NewID("msg"), SessionID: NewID("ses"), Role: RoleUser, Content: "orphan"}
 	if err := s.AppendMessage(t.Context(), m); err == nil {
@@ -524,7 +543,9 @@ func TestAppendMessageToMissingSessionFails(t *testing.T) {
 	}
 }
 
-func TestStoreIsDurableAcrossReopen(t *testing.T) {
+func TestStoreIsDurableAcrossReopen(t *testing.T) { forEachBackend(t, testStoreIsDurableAcrossReopen) }
+
+func testStoreIsDurableAcrossReopen(t *testing.T) {
 	s, clock, path := newTestStore(t)
 	sess := mustCreateSession(t, s, "alice")
 	appendContents(t, s, sess.ID, "one", "two")
@@ -548,7 +569,9 @@ func TestStoreIsDurableAcrossReopen(t *testing.T) {
 	}
 }
 
-func TestAppendMessageConcurrent(t *testing.T) {
+func TestAppendMessageConcurrent(t *testing.T) { forEachBackend(t, testAppendMessageConcurrent) }
+
+func testAppendMessageConcurrent(t *testing.T) {
 	const writers, perWriter = 8, 25
 	s, _, _ := newTestStore(t)
 	sess := mustCreateSession(t, s, "alice")
@@ -600,7 +623,9 @@ func TestAppendMessageConcurrent(t *testing.T) {
 	}
 }
 
-func TestRecordAndCountEvents(t *testing.T) {
+func TestRecordAndCountEvents(t *testing.T) { forEachBackend(t, testRecordAndCountEvents) }
+
+func testRecordAndCountEvents(t *testing.T) {
 	s, _, _ := newTestStore(t)
 	explicit := testEpoch.Add(-time.Hour)
 	events := []Event{
@@ -634,8 +659,43 @@ func TestRecordAndCountEvents(t *testing.T) {
 	if data := queryString(t, s, `SELECT data FROM analytics_events WHERE type = 'failover'`); data != `{"from":"p1","to":"p2"}` {
 		t.Errorf("stored data = %s", data)
 	}
-	times := queryInts(t, s, `SELECT created_at FROM analytics_events WHERE user_id = 'alice' AND type = 'turn' ORDER BY rowid`)
-	if want := []int64{testEpoch.UnixMilli(), explicit.UnixMilli(), testEpoch.UnixMilli()}; !slices.Equal(times, want) {
+	times := queryInts(t, s, `SELECT created_at FROM analytics_events WHERE user_id = 'alice' AND type = 'turn' ORDER BY created_at`)
+	if want := []int64{explicit.UnixMilli(), testEpoch.UnixMilli(), testEpoch.UnixMilli()}; !slices.Equal(times, want) {
 		t.Errorf("created_at = %v, want %v (clock time unless the event names one)", times, want)
+	}
+}
+
+// TestTruncateMessageKeepsWhatWasPlayed: an interrupted spoken reply is cut to what the user
+// heard, the generated text stays in the metadata, and another user cannot touch it.
+func TestTruncateMessageKeepsWhatWasPlayed(t *testing.T) {
+	forEachBackend(t, testTruncateMessageKeepsWhatWasPlayed)
+}
+
+func testTruncateMessageKeepsWhatWasPlayed(t *testing.T) {
+	s, _, _ := newTestStore(t)
+	sess := mustCreateSession(t, s, "alice")
+	mustCreateSession(t, s, "mallory")
+	msg := Message{ID: NewID("msg"), SessionID: sess.ID, Role: RoleAssistant, Content: "One. Two. Three.", Metadata: map[string]any{"provider": "offline"}}
+	if err := s.AppendMessage(t.Context(), msg); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.TruncateMessage(t.Context(), "mallory", sess.ID, msg.ID, ""); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("another user's truncation: err = %v, want ErrNotFound", err)
+	}
+	if err := s.TruncateMessage(t.Context(), "alice", sess.ID, "msg_missing", "x"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown message: err = %v, want ErrNotFound", err)
+	}
+	for _, played := range []string{"One. Two.", "One."} {
+		if err := s.TruncateMessage(t.Context(), "alice", sess.ID, msg.ID, played); err != nil {
+			t.Fatalf("TruncateMessage(%q): %v", played, err)
+		}
+	}
+	got := mustListMessages(t, s, "alice", sess.ID, 0)
+	if len(got) != 1 || got[0].Content != "One." {
+		t.Fatalf("messages = %+v, want the one reply cut to %q", got, "One.")
+	}
+	md := got[0].Metadata
+	if md["generated"] != "One. Two. Three." || md["truncated"] != true || md["provider"] != "offline" {
+		t.Errorf("metadata = %v, want the generated text, truncated and the provider kept", md)
 	}
 }

@@ -1120,12 +1120,17 @@ func (w *pipeFrameWriter) push() {
 }
 
 // play sends the frames in real time: the first one (and the first after a gap in the
-// audio) at once, the next ones on the ticker.
+// audio) at once, the next ones on the ticker. A ticker drops the ticks a busy receiver
+// misses, so the schedule is kept by the ticks' own times: frames that fell behind are sent
+// at once (a few per tick), and a stall delays the audio only while it lasts instead of for
+// the rest of the reply.
 func (p *Pipeline) play(t *turn, frames *pipeQueue[[]int16]) {
 	ctx := t.ctx
 	ticker := p.cfg.Clock.NewTicker(FrameDuration)
 	defer ticker.Stop()
 	idle := true
+	var base time.Time // when the frame sent at the last (re)start was due
+	var sentSince int  // frames sent since then
 	for {
 		if idle {
 			f, ok := frames.wait(ctx)
@@ -1142,23 +1147,39 @@ func (p *Pipeline) play(t *turn, frames *pipeQueue[[]int16]) {
 			if !p.sendFrame(t, f) {
 				return
 			}
-			idle = false
+			idle, base, sentSince = false, time.Time{}, 1
 		} else {
+			var tick time.Time
 			select {
 			case <-ctx.Done():
 				return
-			case <-ticker.C():
+			case tick = <-ticker.C():
 			}
-			f, ok, closed := frames.tryGet()
-			switch {
-			case ok:
-				if !p.sendFrame(t, f) {
-					return
+			due := 1
+			if !tick.IsZero() {
+				if base.IsZero() {
+					base = tick.Add(-time.Duration(sentSince) * FrameDuration)
 				}
-			case closed:
-				return
-			default:
-				idle = true // the TTS is behind: send the next frame as soon as it comes
+				due = min(int(tick.Sub(base)/FrameDuration)+1-sentSince, maxCatchUpFrames)
+			}
+			for range max(due, 1) {
+				f, ok, closed := frames.tryGet()
+				switch {
+				case ok:
+					if !p.sendFrame(t, f) {
+						return
+					}
+					sentSince++
+				case closed:
+					return
+				default:
+					idle = true // the TTS is behind: send the next frame as soon as it comes
+				}
+				if idle {
+					break
+				}
+			}
+			if idle {
 				continue
 			}
 		}
@@ -1167,6 +1188,10 @@ func (p *Pipeline) play(t *turn, frames *pipeQueue[[]int16]) {
 		}
 	}
 }
+
+// maxCatchUpFrames bounds the frames sent on one tick to catch up with the schedule: enough
+// to recover from a stall quickly, few enough for a client's jitter buffer.
+const maxCatchUpFrames = 5
 
 // sendFrame encodes and emits one frame of t, unless t has ended.
 func (p *Pipeline) sendFrame(t *turn, pcm []int16) bool {

@@ -225,7 +225,7 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 		if err := checkProvider("tts", p.Name(), p.Tier(), seen); err != nil {
 			return nil, err
 		}
-		r.tts = append(r.tts, &ttsRoute{p: p, br: &breaker{}, cannot: map[string]bool{}})
+		r.tts = append(r.tts, &ttsRoute{p: p, br: newBreaker(), cannot: map[string]bool{}})
 	}
 	clear(seen)
 	for i, p := range cfg.STT {
@@ -235,7 +235,7 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 		if err := checkProvider("stt", p.Name(), p.Tier(), seen); err != nil {
 			return nil, err
 		}
-		r.stt = append(r.stt, &sttRoute{p: p, br: &breaker{}})
+		r.stt = append(r.stt, &sttRoute{p: p, br: newBreaker()})
 	}
 	return r, nil
 }
@@ -594,9 +594,10 @@ func (j *speakJob) sentence(ctx context.Context, text string, out *sentenceOut) 
 			attempts = append(attempts, ProviderAttempt{name, tier, ErrCircuitOpen})
 			continue
 		}
+		began := time.Now()
 		part, got, err := j.attempt(ctx, e, text, out)
 		if err == nil {
-			e.br.succeed()
+			e.br.succeed(r.cfg.Clock.Now(), time.Since(began))
 			j.sticky = e
 			return part, got, nil
 		}
@@ -611,7 +612,7 @@ func (j *speakJob) sentence(ctx context.Context, text string, out *sentenceOut) 
 		case outcomeSkip:
 			e.br.release()
 		default:
-			e.br.fail(r.cfg.Clock.Now(), r.cfg.BreakerFailures, err)
+			e.br.fail(r.cfg.Clock.Now(), time.Since(began), r.cfg.BreakerFailures, err)
 			r.cfg.Logger.Warn("voice router: tts provider failed", "provider", name, "tier", tier, "err", err)
 		}
 		attempts = append(attempts, ProviderAttempt{name, tier, err})
@@ -972,6 +973,7 @@ func (r *Router) Transcribe(ctx context.Context, req TranscribeReq) (*Transcribe
 				attempts = append(attempts, ProviderAttempt{name, t, ErrCircuitOpen})
 				continue
 			}
+			began := time.Now()
 			tr, err := e.p.Transcribe(ctx, treq)
 			if err == nil && tr == nil {
 				err = fmt.Errorf("%s stt: returned no transcript", name)
@@ -984,13 +986,13 @@ func (r *Router) Transcribe(ctx context.Context, req TranscribeReq) (*Transcribe
 				case outcomeSkip:
 					e.br.release()
 				default:
-					e.br.fail(r.cfg.Clock.Now(), r.cfg.BreakerFailures, err)
+					e.br.fail(r.cfg.Clock.Now(), time.Since(began), r.cfg.BreakerFailures, err)
 					r.cfg.Logger.Warn("voice router: stt provider failed", "provider", name, "tier", t, "err", err)
 				}
 				attempts = append(attempts, ProviderAttempt{name, t, err})
 				continue
 			}
-			e.br.succeed()
+			e.br.succeed(r.cfg.Clock.Now(), time.Since(began))
 			res := &TranscribeResult{Text: tr.Text, Language: tr.Language, Duration: tr.Duration,
 				Provider: name, Model: tr.Model, Tier: t, CostSaving: saving}
 			if res.Model == "" {
@@ -1034,6 +1036,10 @@ type ProviderStatus struct {
 	Failures    int        `json:"consecutiveFailures"`
 	LastError   string     `json:"lastError,omitempty"`
 	LastErrorAt *time.Time `json:"lastErrorAt,omitempty"`
+	// Recent is the last requests' success rate and duration (p50/p95) over a sliding window
+	// (the last 200 of the last 5 minutes), from real traffic: a TTS request's duration runs to
+	// its sentence's last byte, an STT request's to the transcript.
+	Recent session.CallStats `json:"recent"`
 }
 
 // Providers lists every provider, TTS then STT, cheapest tier first.
@@ -1072,7 +1078,10 @@ type breaker struct {
 	probing   bool // half-open: the one trial request is running
 	lastErr   string
 	lastErrAt time.Time
+	recent    *session.CallWindow
 }
+
+func newBreaker() *breaker { return &breaker{recent: session.NewCallWindow(0, 0)} }
 
 // acquire reports whether a request may go to the provider now.
 func (b *breaker) acquire(now time.Time, cooldown time.Duration) bool {
@@ -1088,13 +1097,15 @@ func (b *breaker) acquire(now time.Time, cooldown time.Duration) bool {
 	return true
 }
 
-func (b *breaker) succeed() {
+func (b *breaker) succeed(now time.Time, took time.Duration) {
+	b.recent.Record(now, took, true)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.failures, b.open, b.probing = 0, false, false
 }
 
-func (b *breaker) fail(now time.Time, threshold int, err error) {
+func (b *breaker) fail(now time.Time, took time.Duration, threshold int, err error) {
+	b.recent.Record(now, took, false)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.failures++
@@ -1115,7 +1126,7 @@ func (b *breaker) release() {
 func (b *breaker) status(now time.Time, cooldown time.Duration) ProviderStatus {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	s := ProviderStatus{Circuit: CircuitClosed, Available: true, Failures: b.failures, LastError: b.lastErr}
+	s := ProviderStatus{Circuit: CircuitClosed, Available: true, Failures: b.failures, LastError: b.lastErr, Recent: b.recent.Stats(now)}
 	if !b.lastErrAt.IsZero() {
 		at := b.lastErrAt
 		s.LastErrorAt = &at

@@ -248,6 +248,9 @@ func TestRouterFallsBackAndOpensBreaker(t *testing.T) {
 	if s.Circuit != CircuitOpen || s.Available || s.Failures != 3 || !strings.Contains(s.LastError, "exit status 1") || s.LastErrorAt == nil {
 		t.Fatalf("after 3 failures status = %+v, want open, unavailable, the reason recorded", s)
 	}
+	if rc := routerStatus(t, r, "tts", "openai").Recent; rc.Calls != 3 || rc.SuccessRate != 1 || s.Recent.Calls != 3 || s.Recent.Failures != 3 {
+		t.Fatalf("recent traffic: openai %+v, espeak %+v; want 3 good and 3 failed requests", rc, s.Recent)
+	}
 
 	mustSpeak(t, r, req)
 	clock.Advance(29 * time.Second)
@@ -286,12 +289,12 @@ func TestRouterFallsBackAndOpensBreaker(t *testing.T) {
 
 func TestBreakerHalfOpenAllowsOneTrial(t *testing.T) {
 	now := time.Unix(0, 0)
-	b := &breaker{}
+	b := newBreaker()
 	for range 2 {
 		if !b.acquire(now, time.Minute) {
 			t.Fatal("closed breaker refused")
 		}
-		b.fail(now, 2, errors.New("x"))
+		b.fail(now, time.Second, 2, errors.New("x"))
 	}
 	if b.acquire(now.Add(59*time.Second), time.Minute) {
 		t.Fatal("open breaker allowed a call before the cool-down")
@@ -307,9 +310,13 @@ func TestBreakerHalfOpenAllowsOneTrial(t *testing.T) {
 	if !b.acquire(later, time.Minute) {
 		t.Fatal("no trial after a released one")
 	}
-	b.succeed()
+	b.succeed(later, 120*time.Millisecond)
 	if s := b.status(later, time.Minute); s.Circuit != CircuitClosed || s.Failures != 0 {
 		t.Fatalf("after a successful trial: %+v", s)
+	}
+	// The requests that happened are the provider's recent health: 1 of 3 went well.
+	if r := b.status(later, time.Minute).Recent; r.Calls != 3 || r.Failures != 2 || r.P50Ms != 120 {
+		t.Fatalf("recent: %+v", r)
 	}
 }
 

@@ -154,7 +154,7 @@ func TestRespondDoesNotAliasHistory(t *testing.T) {
 	backing := make([]llm.Message, 1, 4)
 	backing[0] = llm.Message{Role: "user", Content: "earlier"}
 	req, _ := respond(t, fam.Config{}, agents.Input{Message: "and now?", History: backing})
-	if spare := backing[:2][1]; spare != (llm.Message{}) {
+	if spare := backing[:2][1]; spare.Role != "" || spare.Content != "" || spare.ToolCalls != nil || spare.ToolCallID != "" {
 		t.Errorf("Respond wrote %+v into the history's spare capacity", spare)
 	}
 	if len(req.Messages) != 2 || &req.Messages[0] == &backing[0] {

@@ -132,12 +132,31 @@ type anthropicEvent struct {
 
 // anthropicMessages merges consecutive turns of the same role and drops leading assistant turns:
 // the API wants alternating roles starting with the user.
+//
+// Tools are not implemented for Anthropic (Request.Tools is ignored: the model answers in
+// text). A conversation that already went through a tool loop elsewhere (the chain fell back
+// mid-loop) is still sent, with the calls and their results written out as text, so no turn
+// is empty, which the API refuses.
 func anthropicMessages(msgs []Message) []anthropicMessage {
 	out := make([]anthropicMessage, 0, len(msgs))
 	for _, m := range msgs {
 		role := "user"
 		if m.Role == "assistant" {
 			role = "assistant"
+		}
+		switch {
+		case m.Role == "tool":
+			m.Content = "Tool result: " + m.Content
+		case len(m.ToolCalls) > 0:
+			var b strings.Builder
+			b.WriteString(m.Content)
+			for _, c := range m.ToolCalls {
+				fmt.Fprintf(&b, "\n[called tool %s with %s]", c.Name, c.Arguments)
+			}
+			m.Content = strings.TrimSpace(b.String())
+		}
+		if m.Content == "" && m.Role != "user" && m.Role != "" {
+			continue
 		}
 		if len(out) == 0 && role == "assistant" {
 			continue

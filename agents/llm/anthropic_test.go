@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -113,7 +114,7 @@ func TestAnthropicStreamsMessage(t *testing.T) {
 		t.Errorf("model %q max_tokens %d system %q, want claude-test, the default 1024, You count.", body.Model, body.MaxTokens, body.System)
 	}
 	wantMessages := []Message{{Role: "user", Content: "Hi\n\nCount to three"}}
-	if !slices.Equal(body.Messages, wantMessages) {
+	if !reflect.DeepEqual(body.Messages, wantMessages) {
 		t.Errorf("messages %+v, want %+v", body.Messages, wantMessages)
 	}
 	if body.Temperature == nil || *body.Temperature != 0.2 {
@@ -176,22 +177,22 @@ func TestAnthropicMessages(t *testing.T) {
 		{name: "empty", in: nil, want: []anthropicMessage{}},
 		{
 			name: "alternating turns pass unchanged",
-			in:   []Message{{"user", "a"}, {"assistant", "b"}, {"user", "c"}},
+			in:   []Message{{Role: "user", Content: "a"}, {Role: "assistant", Content: "b"}, {Role: "user", Content: "c"}},
 			want: []anthropicMessage{{"user", "a"}, {"assistant", "b"}, {"user", "c"}},
 		},
 		{
 			name: "consecutive turns of a role are merged",
-			in:   []Message{{"user", "a"}, {"user", "b"}, {"assistant", "c"}, {"assistant", "d"}, {"user", "e"}},
+			in:   []Message{{Role: "user", Content: "a"}, {Role: "user", Content: "b"}, {Role: "assistant", Content: "c"}, {Role: "assistant", Content: "d"}, {Role: "user", Content: "e"}},
 			want: []anthropicMessage{{"user", "a\n\nb"}, {"assistant", "c\n\nd"}, {"user", "e"}},
 		},
 		{
 			name: "leading assistant turns are dropped",
-			in:   []Message{{"assistant", "hello"}, {"assistant", "anyone?"}, {"user", "a"}},
+			in:   []Message{{Role: "assistant", Content: "hello"}, {Role: "assistant", Content: "anyone?"}, {Role: "user", Content: "a"}},
 			want: []anthropicMessage{{"user", "a"}},
 		},
 		{
 			name: "other roles count as user",
-			in:   []Message{{"system", "a"}, {"", "b"}, {"assistant", "c"}},
+			in:   []Message{{Role: "system", Content: "a"}, {Role: "", Content: "b"}, {Role: "assistant", Content: "c"}},
 			want: []anthropicMessage{{"user", "a\n\nb"}, {"assistant", "c"}},
 		},
 	} {
@@ -200,7 +201,7 @@ func TestAnthropicMessages(t *testing.T) {
 			if got := anthropicMessages(in); !slices.Equal(got, tc.want) {
 				t.Errorf("got %+v, want %+v", got, tc.want)
 			}
-			if !slices.Equal(in, tc.in) {
+			if !reflect.DeepEqual(in, tc.in) {
 				t.Errorf("input changed to %+v", in)
 			}
 		})

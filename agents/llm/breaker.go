@@ -4,6 +4,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/dartmouth-gw/dartmouth/session"
 )
 
 // ErrCircuitOpen is reported for a provider skipped because it failed too often lately.
@@ -28,7 +30,11 @@ type breaker struct {
 	trial    bool      // a half-open trial call is in flight
 	lastErr  string
 	ok, bad  int64
+	// recent is the last calls' outcomes and times to first token, for health from traffic.
+	recent *session.CallWindow
 }
+
+func newBreaker() *breaker { return &breaker{recent: session.NewCallWindow(0, 0)} }
 
 // allow says whether the provider may be called now.
 func (b *breaker) allow(now time.Time, cooldown time.Duration) bool {
@@ -57,8 +63,10 @@ func (b *breaker) isOpen() bool {
 	return !b.openedAt.IsZero()
 }
 
-// record counts an attempt's outcome.
-func (b *breaker) record(err error, now time.Time, threshold int) {
+// record counts an attempt's outcome; took is how long it waited for its first chunk (or for
+// its failure).
+func (b *breaker) record(err error, took time.Duration, now time.Time, threshold int) {
+	b.recent.Record(now, took, err == nil)
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	wasTrial := b.trial
@@ -85,6 +93,9 @@ type ProviderHealth struct {
 	Successes           int64  `json:"successes"`
 	Failures            int64  `json:"failures"`
 	LastError           string `json:"lastError,omitempty"`
+	// Recent is the last calls' success rate and time to first token (p50/p95) over a
+	// sliding window (the last 200 calls of the last 5 minutes).
+	Recent session.CallStats `json:"recent"`
 }
 
 func (b *breaker) health(name string, now time.Time, cooldown time.Duration) ProviderHealth {
@@ -97,5 +108,6 @@ func (b *breaker) health(name string, now time.Time, cooldown time.Duration) Pro
 			state = CircuitHalfOpen
 		}
 	}
-	return ProviderHealth{Provider: name, Circuit: state, ConsecutiveFailures: b.failures, Successes: b.ok, Failures: b.bad, LastError: b.lastErr}
+	return ProviderHealth{Provider: name, Circuit: state, ConsecutiveFailures: b.failures, Successes: b.ok, Failures: b.bad, LastError: b.lastErr,
+		Recent: b.recent.Stats(now)}
 }

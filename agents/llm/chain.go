@@ -82,7 +82,7 @@ func NewChain(cfg ChainConfig, providers ...Provider) *Chain {
 	}
 	c := &Chain{providers: providers, cfg: cfg}
 	for range providers {
-		c.breakers = append(c.breakers, &breaker{})
+		c.breakers = append(c.breakers, newBreaker())
 	}
 	return c
 }
@@ -123,9 +123,9 @@ func (c *Chain) Stream(ctx context.Context, req Request) iter.Seq2[Chunk, error]
 				continue
 			}
 			for try := 0; ; try++ {
-				started, err := c.attempt(ctx, p, req, yield)
+				started, took, err := c.attempt(ctx, p, req, yield)
 				if ctx.Err() == nil { // a caller that went away is no provider's failure
-					br.record(err, c.cfg.Now(), c.cfg.BreakerThreshold)
+					br.record(err, took, c.cfg.Now(), c.cfg.BreakerThreshold)
 				} else {
 					br.release()
 				}
@@ -180,8 +180,16 @@ func (c *Chain) Health() []ProviderHealth {
 }
 
 // attempt streams one provider. started reports whether anything reached the caller (then the
-// chain must not fall back); err is the provider's failure, if any.
-func (c *Chain) attempt(ctx context.Context, p Provider, req Request, yield func(Chunk, error) bool) (started bool, err error) {
+// chain must not fall back); took is how long the provider took to its first chunk, or to its
+// failure when it sent none (measured on the monotonic clock: it is a measurement, not a
+// schedule); err is the provider's failure, if any.
+func (c *Chain) attempt(ctx context.Context, p Provider, req Request, yield func(Chunk, error) bool) (started bool, took time.Duration, err error) {
+	begin := time.Now()
+	defer func() {
+		if took == 0 {
+			took = time.Since(begin)
+		}
+	}()
 	attemptCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var timedOut atomic.Bool
@@ -193,27 +201,28 @@ func (c *Chain) attempt(ctx context.Context, p Provider, req Request, yield func
 	for chunk, err := range p.Stream(attemptCtx, req) {
 		if err != nil {
 			if !started && timedOut.Load() {
-				return false, fmt.Errorf("%s: %w %s: %w", p.Name(), errFirstTokenTimeout, c.cfg.FirstTokenTimeout, err)
+				return false, 0, fmt.Errorf("%s: %w %s: %w", p.Name(), errFirstTokenTimeout, c.cfg.FirstTokenTimeout, err)
 			}
 			if started {
 				yield(Chunk{}, err)
 			}
-			return started, err
+			return started, took, err
 		}
 		if !started {
 			if !timer.Stop() {
 				// The timeout fired while this chunk was in flight; its context is gone.
-				return false, fmt.Errorf("%s: %w %s", p.Name(), errFirstTokenTimeout, c.cfg.FirstTokenTimeout)
+				return false, 0, fmt.Errorf("%s: %w %s", p.Name(), errFirstTokenTimeout, c.cfg.FirstTokenTimeout)
 			}
 			started = true
+			took = time.Since(begin)
 		}
 		chunk.Provider = p.Name()
 		if !yield(chunk, nil) {
-			return true, nil
+			return true, took, nil
 		}
 	}
 	if !started {
-		return false, fmt.Errorf("%s: empty reply", p.Name())
+		return false, 0, fmt.Errorf("%s: empty reply", p.Name())
 	}
-	return true, nil
+	return true, took, nil
 }

@@ -3,6 +3,7 @@ package llm
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
 	"net/http"
 	"strings"
@@ -10,7 +11,12 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/shared"
 )
+
+// maxToolCalls bounds the tool calls of one reply, so a broken upstream cannot make us grow
+// the list without limit.
+const maxToolCalls = 64
 
 // OpenAIConfig configures the OpenAI provider; any OpenAI-compatible server (llama.cpp, vLLM,
 // Ollama) works through BaseURL.
@@ -85,11 +91,22 @@ func (o *OpenAI) Stream(ctx context.Context, req Request) iter.Seq2[Chunk, error
 			// max_tokens rather than max_completion_tokens: the compatible servers know it.
 			params.MaxTokens = openai.Int(int64(req.MaxTokens))
 		}
+		for _, t := range req.Tools {
+			fn := shared.FunctionDefinitionParam{Name: t.Name, Parameters: shared.FunctionParameters(t.Parameters)}
+			if t.Description != "" {
+				fn.Description = openai.String(t.Description)
+			}
+			params.Tools = append(params.Tools, openai.ChatCompletionFunctionTool(fn))
+		}
 		stream := o.client.Chat.Completions.NewStreaming(ctx, params)
 		defer stream.Close()
 		var usage *Usage
 		finished := false
 		answeredModel := model
+		// Tool calls stream as fragments keyed by index: the first names the call, the rest
+		// append pieces of its JSON arguments.
+		var calls []ToolCall
+		announced := false
 		for stream.Next() {
 			chunk := stream.Current()
 			if chunk.Model != "" {
@@ -106,6 +123,33 @@ func (o *OpenAI) Stream(ctx context.Context, req Request) iter.Seq2[Chunk, error
 			for _, choice := range chunk.Choices {
 				if choice.FinishReason != "" {
 					finished = true
+				}
+				for _, d := range choice.Delta.ToolCalls {
+					if d.Index < 0 || d.Index >= maxToolCalls {
+						yield(Chunk{}, &Error{Provider: o.cfg.Name, Message: fmt.Sprintf("tool call index %d out of range", d.Index)})
+						return
+					}
+					for int64(len(calls)) <= d.Index {
+						calls = append(calls, ToolCall{})
+					}
+					c := &calls[d.Index]
+					if d.ID != "" {
+						c.ID = d.ID
+					}
+					// OpenAI names the call in its first fragment; some compatible servers
+					// repeat the name in every fragment.
+					if d.Function.Name != c.Name {
+						c.Name += d.Function.Name
+					}
+					c.Arguments += d.Function.Arguments
+					if !announced {
+						// An empty chunk tells the caller (and the chain's first-token timer)
+						// that the model is answering, before the call is complete.
+						announced = true
+						if !yield(Chunk{Model: answeredModel}, nil) {
+							return
+						}
+					}
 				}
 				if choice.Delta.Content == "" {
 					continue
@@ -124,6 +168,11 @@ func (o *OpenAI) Stream(ctx context.Context, req Request) iter.Seq2[Chunk, error
 			// complete reply would be a silent truncation.
 			yield(Chunk{}, &Error{Provider: o.cfg.Name, Message: "stream ended before the reply finished"})
 			return
+		}
+		if len(calls) > 0 {
+			if !yield(Chunk{ToolCalls: calls, Model: answeredModel}, nil) {
+				return
+			}
 		}
 		if usage == nil {
 			usage = &Usage{}
@@ -155,7 +204,22 @@ func openAIMessages(req Request) []openai.ChatCompletionMessageParamUnion {
 	for _, m := range req.Messages {
 		switch m.Role {
 		case "assistant":
-			out = append(out, openai.AssistantMessage(m.Content))
+			if len(m.ToolCalls) == 0 {
+				out = append(out, openai.AssistantMessage(m.Content))
+				continue
+			}
+			var msg openai.ChatCompletionAssistantMessageParam
+			if m.Content != "" {
+				msg.Content.OfString = openai.String(m.Content)
+			}
+			for _, c := range m.ToolCalls {
+				msg.ToolCalls = append(msg.ToolCalls, openai.ChatCompletionMessageToolCallUnionParam{OfFunction: &openai.ChatCompletionMessageFunctionToolCallParam{
+					ID: c.ID, Function: openai.ChatCompletionMessageFunctionToolCallFunctionParam{Name: c.Name, Arguments: c.Arguments},
+				}})
+			}
+			out = append(out, openai.ChatCompletionMessageParamUnion{OfAssistant: &msg})
+		case "tool":
+			out = append(out, openai.ToolMessage(m.Content, m.ToolCallID))
 		default:
 			out = append(out, openai.UserMessage(m.Content))
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -113,7 +114,7 @@ func TestOpenAIStreamsChatCompletion(t *testing.T) {
 		t.Errorf("model %q, want the configured gpt-test", body.Model)
 	}
 	wantMessages := append([]Message{{Role: "system", Content: "You count."}}, req.Messages...)
-	if !slices.Equal(body.Messages, wantMessages) {
+	if !reflect.DeepEqual(body.Messages, wantMessages) {
 		t.Errorf("messages %+v, want %+v", body.Messages, wantMessages)
 	}
 	if body.Temperature == nil || *body.Temperature != 0.2 {
@@ -153,8 +154,8 @@ func TestOpenAIRequestParameters(t *testing.T) {
 			wantTemp:     &zero,
 		},
 		{
-			name:         "roles other than assistant are sent as user",
-			req:          Request{Messages: []Message{{Role: "", Content: "a"}, {Role: "tool", Content: "b"}}},
+			name:         "roles other than assistant and tool are sent as user",
+			req:          Request{Messages: []Message{{Role: "", Content: "a"}, {Role: "narrator", Content: "b"}}},
 			wantModel:    "gpt-test",
 			wantMessages: []Message{{Role: "user", Content: "a"}, {Role: "user", Content: "b"}},
 		},
@@ -165,7 +166,7 @@ func TestOpenAIRequestParameters(t *testing.T) {
 				t.Fatal(err)
 			}
 			body := checkOpenAIRequest(t, api.onlyRequest(t))
-			if body.Model != tc.wantModel || !slices.Equal(body.Messages, tc.wantMessages) {
+			if body.Model != tc.wantModel || !reflect.DeepEqual(body.Messages, tc.wantMessages) {
 				t.Errorf("model %q messages %+v, want %q %+v", body.Model, body.Messages, tc.wantModel, tc.wantMessages)
 			}
 			if (body.Temperature == nil) != (tc.wantTemp == nil) || (body.Temperature != nil && *body.Temperature != *tc.wantTemp) {

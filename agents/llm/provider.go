@@ -15,8 +15,13 @@ import (
 
 // Message is one entry of the conversation sent to a model.
 type Message struct {
-	Role    string // "user" or "assistant"
+	Role    string // "user", "assistant" or "tool"
 	Content string
+	// ToolCalls are the tools an assistant message asked for (sent back to the model in a tool
+	// loop, followed by one "tool" message per call).
+	ToolCalls []ToolCall `json:",omitempty"`
+	// ToolCallID names the call a "tool" message answers; Content is the tool's result.
+	ToolCallID string `json:",omitempty"`
 }
 
 // Request is a provider-neutral chat request.
@@ -35,6 +40,9 @@ type Request struct {
 	Temperature *float64
 	// MaxTokens bounds the reply; 0 means the provider's default.
 	MaxTokens int
+	// Tools the model may call instead of (or before) answering; see Chunk.ToolCalls.
+	// Providers that cannot call tools ignore them and answer in text (Anthropic, offline).
+	Tools []Tool
 }
 
 // Usage is what a provider reports it consumed. The input counts are disjoint (InputTokens
@@ -55,6 +63,9 @@ type Chunk struct {
 	Model    string
 	// Cached marks a reply replayed from the response cache: no provider was called.
 	Cached bool
+	// ToolCalls are the calls the model asked for, complete (their arguments assembled from
+	// the stream), in one chunk before the usage.
+	ToolCalls []ToolCall
 }
 
 // Provider streams a reply. The sequence yields text chunks, then a chunk carrying usage; an

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/dartmouth-gw/dartmouth/gateway"
 )
 
 // Config is every setting of the binary. Each comes from a flag, else from its environment
@@ -15,6 +17,7 @@ import (
 type Config struct {
 	Addr            string        // listen address
 	DataDir         string        // SQLite file and local blobs
+	DatabaseURL     string        // postgres:// URL the replicas share; empty keeps SQLite in DataDir
 	LogLevel        string        // debug, info, warn, error
 	LogFormat       string        // text or json
 	BodyLimit       int64         // bytes
@@ -62,6 +65,39 @@ type Config struct {
 	RedisURL   string // redis:// URL the replicas share; empty keeps rate limits in memory
 	RateLimit  bool   // false turns rate limits off
 	RateLimits string // quota per plan, "free=20/h,paid=1000/h,premium=10000/h"
+
+	// Scheduled jobs (jobs.go); an interval of 0 turns a job off.
+	ReminderInterval  time.Duration
+	CleanupInterval   time.Duration
+	SessionIdle       time.Duration // a session's state is cleared after this long without activity
+	ArchiveInterval   time.Duration
+	ArchiveDays       int64 // conversations idle this many days go to the blob store; 0: never
+	AnalyticsInterval time.Duration
+	WarmInterval      time.Duration
+
+	Auth      string        // open or keys
+	AdminKey  string        // opens the operations endpoints
+	JWTSecret string        // signs session tokens; empty: random per process
+	JWTTTL    time.Duration // session token lifetime
+
+	SentryDSN      string        // report 5xx errors and panics to this Sentry project
+	AnalyticsFlush time.Duration // longest an analytics event waits in memory before its batch is written
+
+	// Reminder notifications by email (SendGrid) and SMS (Twilio); off when unset.
+	SendGridAPIKey   string
+	SendGridBaseURL  string
+	EmailFrom        string
+	TwilioAccountSID string
+	TwilioAuthToken  string
+	TwilioFrom       string
+	TwilioBaseURL    string
+
+	// WebRTC: STUN/TURN servers (comma-separated URLs, one username and credential for the
+	// TURN ones) and the UDP port range of the ICE candidates.
+	ICEServers    string
+	TURNUsername  string
+	TURNPassword  string
+	WebRTCUDPPort string
 }
 
 type setting struct {
@@ -112,6 +148,7 @@ func settings(c *Config) []setting {
 	return []setting{
 		{"addr", "DARTMOUTH_ADDR", ":8080", "address to listen on", str(&c.Addr)},
 		{"data-dir", "DARTMOUTH_DATA_DIR", "./data", "folder for the SQLite database and local blobs", str(&c.DataDir)},
+		{"database-url", "DARTMOUTH_DATABASE_URL", "", "PostgreSQL shared by the replicas (postgres://user:password@host:5432/dbname?sslmode=require); empty keeps SQLite in the data folder", str(&c.DatabaseURL)},
 		{"log-level", "DARTMOUTH_LOG_LEVEL", "info", "debug, info, warn or error", str(&c.LogLevel)},
 		{"log-format", "DARTMOUTH_LOG_FORMAT", "text", "text or json", str(&c.LogFormat)},
 		{"body-limit", "DARTMOUTH_BODY_LIMIT", "1048576", "largest request body, in bytes", i64(&c.BodyLimit)},
@@ -145,6 +182,17 @@ func settings(c *Config) []setting {
 		{"f5-url", "DARTMOUTH_F5_URL", "", "F5-TTS behind an OpenAI-compatible /v1/audio/speech server, base URL (self-hosted TTS tier)", str(&c.F5URL)},
 		{"f5-addr", "DARTMOUTH_F5_ADDR", "", "F5-TTS raw socket server, host:port (self-hosted TTS tier)", str(&c.F5Addr)},
 		{"elevenlabs-api-key", "ELEVENLABS_API_KEY", "", "ElevenLabs key; enables the premium TTS tier", str(&c.ElevenLabsAPIKey)},
+		{"sendgrid-api-key", "DARTMOUTH_SENDGRID_API_KEY", "", "SendGrid key; reminders are also emailed to the user's \"me\" contact", str(&c.SendGridAPIKey)},
+		{"sendgrid-base-url", "DARTMOUTH_SENDGRID_BASE_URL", "", "SendGrid API base URL (default https://api.sendgrid.com)", str(&c.SendGridBaseURL)},
+		{"email-from", "DARTMOUTH_EMAIL_FROM", "", "sender of reminder emails: a@b or Name <a@b>", str(&c.EmailFrom)},
+		{"twilio-account-sid", "DARTMOUTH_TWILIO_ACCOUNT_SID", "", "Twilio account; reminders are also texted to the user's \"me\" contact", str(&c.TwilioAccountSID)},
+		{"twilio-auth-token", "DARTMOUTH_TWILIO_AUTH_TOKEN", "", "Twilio auth token", str(&c.TwilioAuthToken)},
+		{"twilio-from", "DARTMOUTH_TWILIO_FROM", "", "sending number, or a messaging service SID (MG…)", str(&c.TwilioFrom)},
+		{"ice-servers", "DARTMOUTH_ICE_SERVERS", "", "STUN/TURN URLs for WebRTC, comma-separated (stun:host:3478,turn:host:3478); empty: host candidates only", str(&c.ICEServers)},
+		{"turn-username", "DARTMOUTH_TURN_USERNAME", "", "username for the TURN servers", str(&c.TURNUsername)},
+		{"turn-password", "DARTMOUTH_TURN_PASSWORD", "", "credential for the TURN servers", str(&c.TURNPassword)},
+		{"webrtc-udp-ports", "DARTMOUTH_WEBRTC_UDP_PORTS", "", "UDP port range of WebRTC candidates, MIN-MAX; empty: any", str(&c.WebRTCUDPPort)},
+		{"twilio-base-url", "DARTMOUTH_TWILIO_BASE_URL", "", "Twilio API base URL (default https://api.twilio.com)", str(&c.TwilioBaseURL)},
 		{"elevenlabs-voice", "DARTMOUTH_ELEVENLABS_VOICE", "", "ElevenLabs voice id; empty uses the provider default", str(&c.ElevenLabsVoice)},
 		{"s3-bucket", "DARTMOUTH_S3_BUCKET", "", "keep blobs (the TTS cache) in this S3/R2 bucket instead of the data folder", str(&c.S3Bucket)},
 		{"s3-endpoint", "DARTMOUTH_S3_ENDPOINT", "", "S3-compatible endpoint (R2, MinIO); empty is AWS", str(&c.S3Endpoint)},
@@ -155,6 +203,19 @@ func settings(c *Config) []setting {
 		{"redis-url", "DARTMOUTH_REDIS_URL", "", "Redis shared by the replicas (redis://[:password@]host:6379/0) for exact rate limits; empty counts in memory, per process", str(&c.RedisURL)},
 		{"rate-limit", "DARTMOUTH_RATE_LIMIT", "true", "limit requests per caller and plan; false turns limits off", boolean(&c.RateLimit)},
 		{"rate-limits", "DARTMOUTH_RATE_LIMITS", "free=20/h,paid=1000/h,premium=10000/h", "quota per plan, plan=requests/period (s, m, h, d or a duration); plans not named keep their default", str(&c.RateLimits)},
+		{"reminder-interval", "DARTMOUTH_REMINDER_INTERVAL", "1s", "how often due reminders are looked for (how late one may fire)", dur(&c.ReminderInterval)},
+		{"cleanup-interval", "DARTMOUTH_CLEANUP_INTERVAL", "1h", "how often idle sessions' state (rolling summaries) is cleared; 0 turns it off", dur(&c.CleanupInterval)},
+		{"session-idle", "DARTMOUTH_SESSION_IDLE", "24h", "how long a session goes without activity before its state is cleared", dur(&c.SessionIdle)},
+		{"archive-interval", "DARTMOUTH_ARCHIVE_INTERVAL", "6h", "how often finished conversations are archived; 0 turns archival off", dur(&c.ArchiveInterval)},
+		{"archive-days", "DARTMOUTH_ARCHIVE_DAYS", "30", "conversations idle this many days move to the blob store (archive/YYYY/MM/<id>.json.gz) and leave the database; 0 keeps them", i64(&c.ArchiveDays)},
+		{"analytics-interval", "DARTMOUTH_ANALYTICS_INTERVAL", "1h", "how often analytics events are rolled up by the hour; 0 turns it off", dur(&c.AnalyticsInterval)},
+		{"warm-interval", "DARTMOUTH_WARM_INTERVAL", "24h", "how often caches are warmed (the TTS cache with the day's most frequent sentences), when a warmer is wired; 0 turns it off", dur(&c.WarmInterval)},
+		{"auth", "DARTMOUTH_AUTH", "open", "open (no authentication: anyone may call, as any user; for your own machine) or keys (API keys made by dartmouth keys create, and session tokens)", str(&c.Auth)},
+		{"admin-key", "DARTMOUTH_ADMIN_KEY", "", "key of the operations endpoints (costs, metrics, dashboard), at least 16 characters; empty: they are open in open mode, closed in keys mode", str(&c.AdminKey)},
+		{"jwt-secret", "DARTMOUTH_JWT_SECRET", "", "secret signing session tokens (HS256), at least 32 bytes, the same on every replica; empty: random per process, so tokens end with it", str(&c.JWTSecret)},
+		{"jwt-ttl", "DARTMOUTH_JWT_TTL", "15m", "lifetime of session tokens minted by POST /api/v2/auth/token", dur(&c.JWTTTL)},
+		{"analytics-flush", "DARTMOUTH_ANALYTICS_FLUSH", "2s", "analytics events are written in batches of 500, or after waiting this long; the rest is written at shutdown", dur(&c.AnalyticsFlush)},
+		{"sentry-dsn", "SENTRY_DSN", "", "Sentry DSN: errors answered 5xx and panics are reported there (tags: request id, route, user id; never keys or bodies); SENTRY_ENVIRONMENT names the environment", str(&c.SentryDSN)},
 	}
 }
 
@@ -205,12 +266,21 @@ func (c *Config) validate() error {
 		return fmt.Errorf("body-limit must be positive")
 	case c.WSMaxFrameBytes <= 0:
 		return fmt.Errorf("ws-max-frame must be positive")
-	case c.RequestTimeout <= 0 || c.ShutdownGrace < 0 || c.FirstTokenTimeout <= 0 || c.WSIdleTimeout <= 0:
+	case c.RequestTimeout <= 0 || c.ShutdownGrace < 0 || c.FirstTokenTimeout <= 0 || c.WSIdleTimeout <= 0 || c.AnalyticsFlush <= 0:
 		return fmt.Errorf("timeouts must be positive")
 	case c.LogFormat != "text" && c.LogFormat != "json":
 		return fmt.Errorf("log-format must be text or json")
 	case c.BudgetDaily < 0 || c.BudgetMonthly < 0:
 		return fmt.Errorf("budgets must not be negative")
+	}
+	if err := c.validateDatabase(); err != nil {
+		return err
+	}
+	if err := c.validateAuth(); err != nil {
+		return err
+	}
+	if err := c.validateJobs(); err != nil {
+		return err
 	}
 	return c.validateRateLimits()
 }
@@ -235,6 +305,13 @@ Usage:
                               search QUERY, delete DOC); the embedder comes from
                               DARTMOUTH_EMBEDDINGS (local, openai, auto) and
                               DARTMOUTH_EMBEDDING_MODEL (text-embedding-3-small)
+  dartmouth keys create --user U --plan free|paid|premium [--name N]
+                              make an API key (printed once); also keys list --user U,
+                              keys revoke --user U ID
+  dartmouth backup [--to KEY] write a consistent snapshot of the database to the blob
+                              store (portable between SQLite and PostgreSQL)
+  dartmouth restore KEY [--force]
+                              restore a backup (refused into a database with rows)
   dartmouth say [flags] TEXT  speak TEXT through the voice router into a file
                               (-o FILE, default say.wav; --tier; --voice; the format
                               follows the file's extension: wav, mp3, pcm, ulaw, alaw, opus)
@@ -252,4 +329,31 @@ Flags (each also read from its environment variable; flags win):
 	}
 	tw.Flush()
 	_ = name
+}
+
+// webRTC turns the WebRTC settings into the gateway's.
+func (c *Config) webRTC() (gateway.WebRTCConfig, error) {
+	var w gateway.WebRTCConfig
+	for _, u := range strings.Split(c.ICEServers, ",") {
+		if u = strings.TrimSpace(u); u == "" {
+			continue
+		}
+		s := gateway.ICEServer{URLs: []string{u}}
+		if strings.HasPrefix(u, "turn:") || strings.HasPrefix(u, "turns:") {
+			s.Username, s.Credential = c.TURNUsername, c.TURNPassword
+		} else if !strings.HasPrefix(u, "stun:") && !strings.HasPrefix(u, "stuns:") {
+			return w, fmt.Errorf("ice-servers: %q is not a stun: or turn: URL", u)
+		}
+		w.ICEServers = append(w.ICEServers, s)
+	}
+	if c.WebRTCUDPPort != "" {
+		lo, hi, ok := strings.Cut(c.WebRTCUDPPort, "-")
+		min, err1 := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
+		max, err2 := strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
+		if !ok || err1 != nil || err2 != nil || min == 0 || min > max {
+			return w, fmt.Errorf("webrtc-udp-ports: %q: want MIN-MAX, such as 50000-50100", c.WebRTCUDPPort)
+		}
+		w.UDPPortMin, w.UDPPortMax = uint16(min), uint16(max)
+	}
+	return w, nil
 }

@@ -11,7 +11,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -56,6 +55,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return say(ctx, args, getenv, stdout, stderr)
 	case "kb":
 		return kbCommand(ctx, args, getenv, stdout, stderr)
+	case "keys":
+		return keysCommand(ctx, args, getenv, stdout, stderr)
+	case "backup":
+		return backupCommand(ctx, args, getenv, stdout, stderr)
+	case "restore":
+		return restoreCommand(ctx, args, getenv, stdout, stderr)
 	case "help":
 		args = []string{"--help"}
 	default:
@@ -66,13 +71,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	logger := newLogger(cfg, stderr)
-	store, err := session.OpenSQLite(ctx, session.SQLiteConfig{Path: filepath.Join(cfg.DataDir, "dartmouth.db")})
+	store, where, err := openStore(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer store.Close()
 	if cmd == "migrate" {
-		logger.Info("migrations applied", "database", filepath.Join(cfg.DataDir, "dartmouth.db"))
+		logger.Info("migrations applied", "database", where)
 		return nil
 	}
 	return serve(ctx, cfg, store, logger)
@@ -177,7 +182,11 @@ func serve(ctx context.Context, cfg *Config, store *session.SQLStore, logger *sl
 	if err != nil {
 		return err
 	}
-	registry, err := agents.NewRegistry(fam.New(fam.Config{Logger: logger}), artwork.New(artwork.Config{}), supportAgent, agents.Passthrough{})
+	paAgent, err := newPA(cfg, store, logger)
+	if err != nil {
+		return err
+	}
+	registry, err := agents.NewRegistry(fam.New(fam.Config{Logger: logger}), artwork.New(artwork.Config{}), supportAgent, paAgent, agents.Passthrough{})
 	if err != nil {
 		return err
 	}
@@ -189,9 +198,14 @@ func serve(ctx context.Context, cfg *Config, store *session.SQLStore, logger *sl
 	if budget != nil {
 		defer budget.Close()
 	}
+	ops, err := newOperations(cfg, store, logger)
+	if err != nil {
+		return err
+	}
 	engineCfg := agents.EngineConfig{
 		Store: store, Registry: registry, LLM: chain, Logger: logger, KV: kv,
 		Prices: prices, Cache: cache, Budget: budget, EstimateModel: primaryModel(cfg), SavingModel: cfg.SavingModel,
+		Events: ops.events,
 	}
 	if cfg.SummaryLLM && hasModel(cfg) {
 		engineCfg.Summarizer = agents.LLMSummarizer{LLM: chain}
@@ -206,7 +220,12 @@ func serve(ctx context.Context, cfg *Config, store *session.SQLStore, logger *sl
 			return err
 		}
 	}
+	webRTC, err := cfg.webRTC()
+	if err != nil {
+		return err
+	}
 	srv, err := gateway.New(gateway.Config{
+		WebRTC:          webRTC,
 		Engine:          engine,
 		Logger:          logger,
 		BodyLimit:       cfg.BodyLimit,
@@ -215,11 +234,17 @@ func serve(ctx context.Context, cfg *Config, store *session.SQLStore, logger *sl
 		WSMaxFrameBytes: cfg.WSMaxFrameBytes,
 		WSIdleTimeout:   cfg.WSIdleTimeout,
 		Static:          web.FS(),
+		LLMHealth:       chain,
 		Version:         version,
 		Models:          listedModels(cfg),
 		RateLimiter:     limits.limiter,
 		Voice:           speech,
 		RateLimits:      limits.plans,
+		Auth:            authConfig(cfg, store),
+		PA:              store,
+		Broker:          limits.broker(logger),
+		ErrorReporter:   ops.reporter,
+		Analytics:       store,
 		Checks: append([]gateway.HealthCheck{
 			{Name: "sql", Check: store.Ping},
 			{Name: "kv", Check: kv.Ping},
@@ -242,13 +267,26 @@ func serve(ctx context.Context, cfg *Config, store *session.SQLStore, logger *sl
 		defer close(sweeperDone)
 		memoryKV.Run(bg, time.Minute)
 	}()
+	ops.start(bg)
+	reminders, err := reminderScheduler(cfg, srv, store, logger)
+	if err != nil {
+		return err
+	}
+	// Reminders fire from the job scheduler, with cleanup, archival and the analytics roll-up.
+	background, err := newBackgroundJobs(cfg, store, kv, blobs, limits.redis, reminders, logger)
+	if err != nil {
+		return err
+	}
+	remindersDone := background.start(bg)
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	select {
 	case err := <-serveErr:
+		ops.close()
 		stopBackground()
 		<-sweeperDone
+		<-remindersDone
 		return err
 	case <-ctx.Done():
 	}
@@ -257,8 +295,10 @@ func serve(ctx context.Context, cfg *Config, store *session.SQLStore, logger *sl
 	defer cancel()
 	err = srv.Shutdown(shutdownCtx)
 	<-serveErr
+	ops.close() // the last turns' analytics events, and error reports, before the store closes
 	stopBackground()
 	<-sweeperDone
+	<-remindersDone
 	logger.Info("stopped")
 	return err
 }

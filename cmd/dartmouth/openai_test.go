@@ -90,7 +90,7 @@ func TestServeWiresTheOpenAISurface(t *testing.T) {
 	for _, m := range list.Data {
 		ids = append(ids, m.ID)
 	}
-	if err != nil || strings.Join(ids, ",") != "artwork,fam,support,dartmouth-offline-1" {
+	if err != nil || strings.Join(ids, ",") != "artwork,fam,pa,support,dartmouth-offline-1" {
 		t.Fatalf("models %v %v", ids, err)
 	}
 }

@@ -32,6 +32,9 @@ func (c *Config) validateRateLimits() error {
 	return nil
 }
 
+// redisReadyTimeout bounds the readiness check's PING.
+const redisReadyTimeout = 500 * time.Millisecond
+
 // newRateLimiting builds the limiter. With Redis, the counts are exact across every replica
 // sharing it; when Redis does not answer, each replica fails open to its own memory limiter
 // (see gateway.RedisRateLimiter) and /health/ready reports the "redis" check as failing.
@@ -56,7 +59,14 @@ func newRateLimiting(ctx context.Context, cfg *Config, logger *slog.Logger) (*ra
 		redis.SetLogger(redisLogger{logger})
 		rl.redis = redis.NewClient(opt)
 		rl.checks = append(rl.checks, gateway.HealthCheck{Name: "redis", Check: func(ctx context.Context) error {
-			return rl.redis.Ping(ctx).Err()
+			// A Redis that takes longer than this is as good as down for the limiter (its own
+			// timeout is 500ms): say so rather than hold the load balancer's probe.
+			ctx, cancel := context.WithTimeout(ctx, redisReadyTimeout)
+			defer cancel()
+			if err := rl.redis.Ping(ctx).Err(); err != nil {
+				return fmt.Errorf("redis %s: %w", opt.Addr, err)
+			}
+			return nil
 		}})
 		pingCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err = rl.redis.Ping(pingCtx).Err()
@@ -98,4 +108,13 @@ type redisLogger struct{ log *slog.Logger }
 
 func (r redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	r.log.DebugContext(ctx, "redis: "+fmt.Sprintf(format, v...))
+}
+
+// broker carries user events (reminders) between the replicas through the same Redis; nil
+// without one, so events reach this process's sessions only.
+func (rl *rateLimiting) broker(logger *slog.Logger) gateway.Broker {
+	if rl.redis == nil {
+		return nil
+	}
+	return gateway.NewRedisBroker(rl.redis, "", logger)
 }

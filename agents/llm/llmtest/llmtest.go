@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"unicode/utf8"
 )
 
 // Reply is what a fake server streams back.
@@ -25,6 +26,17 @@ type Reply struct {
 	// CutAfter, when > 0, drops the connection after that many content chunks, as an upstream
 	// that dies mid-stream does.
 	CutAfter int
+	// ToolCalls are streamed after the content chunks, as OpenAI streams them (the id and
+	// name first, the arguments in fragments), and the reply finishes with "tool_calls".
+	// The Anthropic fake ignores them.
+	ToolCalls []ToolCall
+}
+
+// ToolCall is a function call a fake server answers with.
+type ToolCall struct {
+	ID        string
+	Name      string
+	Arguments string // JSON, sent as is
 }
 
 // Server is a fake provider endpoint that records the requests it got.
@@ -40,6 +52,19 @@ type Recorded struct {
 	Path   string
 	Header http.Header
 	Body   map[string]any
+}
+
+// ToolNames lists the names of the function tools a recorded OpenAI request offered, in order.
+func (r Recorded) ToolNames() []string {
+	tools, _ := r.Body["tools"].([]any)
+	var names []string
+	for _, t := range tools {
+		tool, _ := t.(map[string]any)
+		fn, _ := tool["function"].(map[string]any)
+		name, _ := fn["name"].(string)
+		names = append(names, name)
+	}
+	return names
 }
 
 // Requests returns what the server received so far.
@@ -61,7 +86,7 @@ func (s *Server) record(r *http.Request) (int, error) {
 }
 
 // NewOpenAI starts a server for POST /v1/chat/completions streaming like OpenAI: a role chunk,
-// content chunks, a finish_reason chunk, a usage-only chunk, then [DONE]. reply gets the
+// content chunks, tool call fragments, a finish_reason chunk, a usage-only chunk, then [DONE]. reply gets the
 // 0-based number of the request.
 func NewOpenAI(reply func(n int) Reply) *Server {
 	s := &Server{reply: reply}
@@ -101,7 +126,20 @@ func NewOpenAI(reply func(n int) Reply) *Server {
 			}
 			send(chunk(map[string]any{"content": c}, nil))
 		}
-		send(chunk(map[string]any{}, "stop"))
+		finish := "stop"
+		for i, call := range rep.ToolCalls {
+			finish = "tool_calls"
+			send(chunk(map[string]any{"tool_calls": []any{map[string]any{"index": i, "id": call.ID, "type": "function",
+				"function": map[string]any{"name": call.Name, "arguments": ""}}}}, nil))
+			half := len(call.Arguments) / 2
+			for half > 0 && !utf8.RuneStart(call.Arguments[half]) {
+				half--
+			}
+			for _, frag := range []string{call.Arguments[:half], call.Arguments[half:]} {
+				send(chunk(map[string]any{"tool_calls": []any{map[string]any{"index": i, "function": map[string]any{"arguments": frag}}}}, nil))
+			}
+		}
+		send(chunk(map[string]any{}, finish))
 		send(map[string]any{"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": model, "choices": []any{},
 			"usage": map[string]any{"prompt_tokens": rep.InputTokens, "completion_tokens": rep.OutputTokens, "total_tokens": rep.InputTokens + rep.OutputTokens,
 				"prompt_tokens_details": map[string]any{"cached_tokens": rep.CachedTokens}}})
