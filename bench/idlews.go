@@ -12,6 +12,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -169,6 +171,9 @@ type idleResult struct {
 	BaselineRSS     int64   // bytes, after the warm-up sessions were open
 	LoadedRSS       int64   // bytes, with every session open
 	BytesPerSession float64 // (LoadedRSS - BaselineRSS) / the sessions opened after the baseline
+	// Where the memory went, per added session, from the gateway's /metrics (Go runtime
+	// gauges): goroutines, heap in use and goroutine stacks in use.
+	GoroutinesPerSession, HeapPerSession, StackPerSession float64
 }
 
 // sourceAddr spreads session i over 127.0.0.2, 127.0.0.3 ...
@@ -226,14 +231,74 @@ func measureIdleSessions(ctx context.Context, g *gatewayProc, total, warmUp int,
 	if res.BaselineRSS, err = settledRSS(ctx, g.PID()); err != nil {
 		return res, err
 	}
+	before, err := runtimeGauges(ctx, g.URL)
+	if err != nil {
+		return res, err
+	}
 	if err := open(warmUp, total); err != nil {
 		return res, err
 	}
 	if res.LoadedRSS, err = settledRSS(ctx, g.PID()); err != nil {
 		return res, err
 	}
-	res.BytesPerSession = float64(res.LoadedRSS-res.BaselineRSS) / float64(total-warmUp)
+	after, err := runtimeGauges(ctx, g.URL)
+	if err != nil {
+		return res, err
+	}
+	added := float64(total - warmUp)
+	res.BytesPerSession = float64(res.LoadedRSS-res.BaselineRSS) / added
+	res.GoroutinesPerSession = (after["go_goroutines"] - before["go_goroutines"]) / added
+	res.HeapPerSession = (after["go_memstats_heap_inuse_bytes"] - before["go_memstats_heap_inuse_bytes"]) / added
+	res.StackPerSession = (after["go_memstats_stack_inuse_bytes"] - before["go_memstats_stack_inuse_bytes"]) / added
 	return res, nil
+}
+
+// runtimeGauges reads the Go runtime's gauges from the gateway's /metrics (open without an
+// admin key in the default open mode).
+func runtimeGauges(ctx context.Context, gatewayURL string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, gatewayURL+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /metrics: status %d", resp.StatusCode)
+	}
+	return parseGauges(resp.Body, "go_goroutines", "go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes")
+}
+
+// parseGauges picks unlabelled samples out of the Prometheus text format.
+func parseGauges(r io.Reader, names ...string) (map[string]float64, error) {
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) != 2 || !want[fields[0]] {
+			continue
+		}
+		v, err := strconv.ParseFloat(fields[1], 64)
+		if err != nil {
+			return nil, fmt.Errorf("metric %s: %w", fields[0], err)
+		}
+		out[fields[0]] = v
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	for _, n := range names {
+		if _, ok := out[n]; !ok {
+			return nil, fmt.Errorf("no %s in /metrics", n)
+		}
+	}
+	return out, nil
 }
 
 // settledRSS reads VmRSS until two readings half a second apart differ by under 1% (the

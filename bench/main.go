@@ -36,7 +36,7 @@ type Config struct {
 	RelayRequests    int // measured requests of each kind per run. Default 4000.
 	RelayWarmUp      int // discarded requests of each kind per run. Default 400.
 
-	SSETokens  int // tokens per throughput stream. Default 100,000.
+	SSETokens  int // tokens per throughput stream. Default 50,000.
 	SSEStreams int // throughput streams per run. Default 3.
 
 	// IdleSessions is the number of idle WebSocket sessions to hold (default 50,000, issue 9's
@@ -59,7 +59,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&c.RelayConcurrency, "relay-concurrency", 8, "concurrent clients of the relay overhead measurement")
 	fs.IntVar(&c.RelayRequests, "relay-requests", 4000, "measured requests of each kind (gateway/direct, streamed/not) per run")
 	fs.IntVar(&c.RelayWarmUp, "relay-warmup", 400, "discarded warm-up requests of each kind per run")
-	fs.IntVar(&c.SSETokens, "sse-tokens", 100000, "tokens per SSE throughput stream")
+	fs.IntVar(&c.SSETokens, "sse-tokens", 50000, "tokens per SSE throughput stream")
 	fs.IntVar(&c.SSEStreams, "sse-streams", 3, "SSE throughput streams per run")
 	fs.IntVar(&c.IdleSessions, "ws-sessions", 50000, "idle WebSocket sessions to hold (capped by the open-file limits)")
 	fs.IntVar(&c.VoiceSessions, "voice-sessions", 500, "concurrent voice sessions of the frame-lateness figure")
@@ -167,7 +167,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			return err
 		}
 		logf("run %d of %d: idle WebSocket sessions", r+1, cfg.Runs)
-		if err := runIdle(ctx, cfg, bin, work, provider.URL, byKey, logf); err != nil {
+		if err := runIdle(ctx, cfg, bin, work, provider.URL, byKey, &direct, logf); err != nil {
 			return err
 		}
 		if cfg.GoBench {
@@ -241,7 +241,7 @@ func newFigures(cfg Config) []*figure {
 type directFigures struct {
 	gwPlain, directPlain, gwStream, directStream []float64 // medians per run, ms
 	directSSE                                    []float64 // tokens/s per run
-	idleCap                                      string
+	idleGoroutines, idleHeapKB, idleStackKB      []float64 // per added idle session, per run
 }
 
 func (d *directFigures) annotate(byKey map[string]*figure) {
@@ -249,8 +249,9 @@ func (d *directFigures) annotate(byKey map[string]*figure) {
 		median(d.gwPlain), median(d.directPlain))
 	byKey["relay_overhead_stream"].note("gateway %.3f ms vs provider directly %.3f ms (medians, whole 8-token stream)", median(d.gwStream), median(d.directStream))
 	byKey["sse_tokens_per_second"].note("the fake provider alone streams %s tokens/s to the same client", thousands(int64(median(d.directSSE))))
-	if d.idleCap != "" {
-		byKey["idle_ws_sessions"].note("%s", d.idleCap)
+	if len(d.idleHeapKB) > 0 {
+		byKey["idle_ws_kb_per_session"].note("of which Go heap in use %.1f KB and goroutine stacks %.1f KB, %.1f goroutines per session (the gateway's /metrics)",
+			median(d.idleHeapKB), median(d.idleStackKB), median(d.idleGoroutines))
 	}
 }
 
@@ -294,7 +295,7 @@ func runText(ctx context.Context, cfg Config, bin, work, providerURL string, byK
 }
 
 // runIdle holds idle WebSocket sessions on a fresh gateway and reads its memory.
-func runIdle(ctx context.Context, cfg Config, bin, work, providerURL string, byKey map[string]*figure, logf func(string, ...any)) error {
+func runIdle(ctx context.Context, cfg Config, bin, work, providerURL string, byKey map[string]*figure, d *directFigures, logf func(string, ...any)) error {
 	g, err := startGateway(ctx, bin, work, providerURL, "--ws-idle-timeout", "1h")
 	if err != nil {
 		return err
@@ -320,6 +321,9 @@ func runIdle(ctx context.Context, cfg Config, bin, work, providerURL string, byK
 	}
 	byKey["idle_ws_sessions"].add(float64(res.Sessions), nan)
 	byKey["idle_ws_kb_per_session"].add(res.BytesPerSession/1000, nan)
+	d.idleGoroutines = append(d.idleGoroutines, res.GoroutinesPerSession)
+	d.idleHeapKB = append(d.idleHeapKB, res.HeapPerSession/1000)
+	d.idleStackKB = append(d.idleStackKB, res.StackPerSession/1000)
 	if sessions < int64(cfg.IdleSessions) && len(byKey["idle_ws_sessions"].Notes) == 0 {
 		byKey["idle_ws_sessions"].note("capped at %d by the open-file limit: the gateway runs with RLIMIT_NOFILE %d (the Go runtime raises its soft limit to the hard limit), the bench with %d (hard %d); a higher hard limit needs CAP_SYS_RESOURCE or `ulimit -Hn` by root",
 			sessions, gwLimit, own.Cur, own.Max)

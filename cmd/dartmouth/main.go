@@ -273,7 +273,11 @@ func serve(ctx context.Context, cfg *Config, store *session.SQLStore, logger *sl
 		return err
 	}
 	// Reminders fire from the job scheduler, with cleanup, archival and the analytics roll-up.
-	background, err := newBackgroundJobs(cfg, store, kv, blobs, limits.redis, reminders, logger)
+	warmers, err := sentenceWarmer(speech, store, logger)
+	if err != nil {
+		return err
+	}
+	background, err := newBackgroundJobs(cfg, store, kv, blobs, limits.redis, reminders, logger, warmers...)
 	if err != nil {
 		return err
 	}

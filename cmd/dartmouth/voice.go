@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/url"
 	"path/filepath"
 
 	"github.com/dartmouth-gw/dartmouth/agents"
 	"github.com/dartmouth-gw/dartmouth/session"
+	"github.com/dartmouth-gw/dartmouth/session/jobs"
 	"github.com/dartmouth-gw/dartmouth/voice"
 )
 
@@ -102,3 +105,26 @@ func openAIHostsAudio(base string) bool {
 
 var _ voice.BudgetState = (*agents.Budget)(nil)
 var _ voice.Pricer = (*agents.Prices)(nil)
+
+// ttsWarmer speaks a sentence into nothing so the TTS cache holds it, in the format the voice
+// pipeline asks for by default (pcm16 at 24 kHz, the provider's default voice).
+type ttsWarmer struct{ router *voice.Router }
+
+var _ jobs.Speaker = ttsWarmer{}
+
+func (w ttsWarmer) Warm(ctx context.Context, text string) error {
+	_, err := w.router.SpeakTo(ctx, voice.SpeakRequest{Text: text, Format: voice.FormatPCM16, SampleRate: 24000}, io.Discard)
+	return err
+}
+
+// sentenceWarmer warms the TTS cache with the most frequent reply sentences; nil without voice.
+func sentenceWarmer(router *voice.Router, store *session.SQLStore, logger *slog.Logger) ([]jobs.Warmer, error) {
+	if router == nil {
+		return nil, nil
+	}
+	w, err := jobs.NewSentenceWarmer(jobs.SentenceWarmerConfig{Replies: store, Speaker: ttsWarmer{router}, Split: voice.SplitSentences, Logger: logger})
+	if err != nil {
+		return nil, err
+	}
+	return []jobs.Warmer{w}, nil
+}

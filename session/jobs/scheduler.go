@@ -136,8 +136,8 @@ type SchedulerConfig struct {
 	LockTTL time.Duration
 	// Replica names this process in the run log and logs. Default host:pid.
 	Replica string
-	// Observe receives every tick's result (metrics, tests), from the task's goroutine.
-	// Default none.
+	// Observe receives the result of every tick of Run (metrics, tests), from the task's
+	// goroutine; Tick returns its result instead. Default none.
 	Observe func(TickResult)
 	// Logger receives runs and failures. Default slog.Default().
 	Logger *slog.Logger
