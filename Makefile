@@ -11,7 +11,7 @@ TESTFLAGS ?= -race -count=1 -timeout 15m
 # possible; set DARTMOUTH_INSTALL_SPEECH=0 to skip.
 DARTMOUTH_INSTALL_SPEECH ?= 1
 
-.PHONY: run build test test-deps lint bench speech-engines clean
+.PHONY: run build test test-deps lint bench bench-go soak speech-engines clean
 
 run: build speech-engines
 	exec "$(abspath $(BIN))" serve
@@ -69,11 +69,22 @@ test: test-deps lint
 	$(GO) test $(TESTFLAGS) -tags 'libopus nolibopusfile' ./voice/ ./voice/audio/
 
 lint:
-	@out=$$(gofmt -l cmd gateway voice agents session web); \
+	@out=$$(gofmt -l cmd gateway voice agents session web bench); \
 	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
+# The benchmark table of issue 9 (bench/main.go): a real gateway process on loopback with an
+# instant fake provider, and the packages' Go benchmarks; results in bench/results/.
+# BENCHFLAGS=-quick for a short smoke run, see `go run ./bench -h` for the rest.
 bench:
+	$(GO) run ./bench $(BENCHFLAGS)
+
+# The soak test at length (every `go test` runs it for 20 s).
+soak:
+	DARTMOUTH_SOAK=$(or $(SOAK),2m) $(GO) test -count=1 -run '^TestSoakMixedLoad$$' -v -timeout 30m ./gateway/
+
+# The raw Go benchmarks, without the table.
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 3x ./agents/
 	$(GO) test -run '^$$' -bench . -benchmem ./voice/...
 	$(GO) test -run '^$$' -bench 'VoiceWSEndOfSpeech' -benchtime 200x ./gateway/

@@ -43,6 +43,9 @@ type Reply struct {
 	Intent    nlu.Intent
 	Sentiment nlu.Sentiment
 	Stream    iter.Seq2[llm.Chunk, error]
+	// Handoff, when set, passes the conversation to another agent: the engine lets it answer
+	// this message instead (Stream is then never read) and continues the session with it.
+	Handoff *Handoff
 }
 
 // Agent answers messages.

@@ -242,6 +242,19 @@ type Metadata struct {
 	Interrupted bool `json:"interrupted,omitempty"`
 	// Mode is "cost-saving" when a budget is nearly spent; empty otherwise.
 	Mode string `json:"mode,omitempty"`
+	// AgentID is the agent that answered: the router's pick for "auto", the hand-off's target.
+	AgentID string `json:"agentId,omitempty"`
+	// Route is the router's choice when the request named "auto" and opened the session.
+	Route *Route `json:"route,omitempty"`
+	// Handoff is set when the agent asked passed the conversation to AgentID this turn.
+	Handoff *HandoffInfo `json:"handoff,omitempty"`
+}
+
+// HandoffInfo describes a hand-off in a turn's metadata.
+type HandoffInfo struct {
+	From   string `json:"from"`
+	To     string `json:"to"`
+	Reason string `json:"reason"`
 }
 
 // Result is a finished turn.
@@ -268,6 +281,7 @@ type Turn struct {
 	measured    time.Time     // started on the monotonic wall clock, for latencies
 	firstToken  time.Duration // when the first reply text came, from measured; 0 until then
 	summaryCost float64       // what the running summary cost this turn, billed with it
+	route       *Route        // the router's choice, when the request named "auto"
 }
 
 // SessionID is the turn's session.
@@ -295,7 +309,7 @@ func (c *Conversation) validate(reg *Registry) error {
 	c.SessionID = strings.TrimSpace(c.SessionID)
 	c.UserID = strings.TrimSpace(c.UserID)
 	if c.AgentID == "" {
-		return &ValidationError{Field: "agentId", Message: "is required"}
+		return &ValidationError{Field: "agentId", Message: `is required (or "auto", to let the router pick)`}
 	}
 	if c.UserID != "" && !userIDPattern.MatchString(c.UserID) {
 		return &ValidationError{Field: "userId", Message: "must be 1-128 letters, digits or _.@:-"}
@@ -303,7 +317,7 @@ func (c *Conversation) validate(reg *Registry) error {
 	if len(c.SessionID) > 128 {
 		return &ValidationError{Field: "sessionId", Message: "is too long"}
 	}
-	if _, ok := reg.Get(c.AgentID); !ok {
+	if _, ok := reg.Get(c.AgentID); !ok && c.AgentID != AutoAgentID {
 		return fmt.Errorf("%w: %q", ErrAgentNotFound, c.AgentID)
 	}
 	if c.UserID == "" {
@@ -337,6 +351,14 @@ func (e *Engine) OpenSession(ctx context.Context, conv Conversation) (sess sessi
 		return session.Session{}, false, fmt.Errorf("open session: %w", err)
 	}
 	if conv.SessionID == "" {
+		if conv.AgentID == AutoAgentID {
+			// No message to route on yet (a voice session starting): the general assistant.
+			route, err := e.cfg.Registry.Route("")
+			if err != nil {
+				return session.Session{}, false, fmt.Errorf("%w: no agent to route to", err)
+			}
+			conv.AgentID = route.AgentID
+		}
 		sess = session.Session{ID: session.NewID("ses"), UserID: conv.UserID, AgentID: conv.AgentID}
 		if err := store.CreateSession(ctx, sess); err != nil {
 			return session.Session{}, false, fmt.Errorf("open session: %w", err)
@@ -350,8 +372,8 @@ func (e *Engine) OpenSession(ctx context.Context, conv Conversation) (sess sessi
 	if err != nil {
 		return session.Session{}, false, fmt.Errorf("open session: %w", err)
 	}
-	if sess.AgentID != conv.AgentID {
-		return session.Session{}, false, fmt.Errorf("%w: session %q is with %q", ErrSessionAgent, sess.ID, sess.AgentID)
+	if sess.AgentID != conv.AgentID && conv.AgentID != AutoAgentID {
+		return session.Session{}, false, fmt.Errorf("%w: session %q is with %q (continue it with that agentId, or \"auto\")", ErrSessionAgent, sess.ID, sess.AgentID)
 	}
 	return sess, false, nil
 }
@@ -362,13 +384,21 @@ func (e *Engine) Start(ctx context.Context, req Request) (*Turn, error) {
 	if err := e.validateMessage(req.Message); err != nil {
 		return nil, err
 	}
+	var route *Route
+	if strings.TrimSpace(req.AgentID) == AutoAgentID && strings.TrimSpace(req.SessionID) == "" {
+		r, err := e.cfg.Registry.Route(req.Message)
+		if err != nil {
+			return nil, fmt.Errorf("%w: no agent to route to", err)
+		}
+		req.AgentID, route = r.AgentID, &r
+	}
 	sess, created, err := e.OpenSession(ctx, Conversation{AgentID: req.AgentID, SessionID: req.SessionID, UserID: req.UserID})
 	if err != nil {
 		return nil, err
 	}
 	agent, _ := e.cfg.Registry.Get(sess.AgentID)
 	req.AgentID, req.SessionID, req.UserID = sess.AgentID, sess.ID, sess.UserID
-	t := &Turn{engine: e, agent: agent, req: req, sess: sess, newSession: created, started: e.cfg.Clock.Now(), measured: time.Now()}
+	t := &Turn{engine: e, agent: agent, req: req, sess: sess, newSession: created, started: e.cfg.Clock.Now(), measured: time.Now(), route: route}
 	if req.History != nil {
 		t.history = req.History
 	} else if !created {
@@ -427,11 +457,16 @@ func (t *Turn) Run(ctx context.Context, onDelta func(text string) error) (Result
 	if !ok {
 		summary = e.cfg.Window.extractive(older)
 	}
-	reply, err := t.agent.Respond(ctx, Input{
+	in := Input{
 		SessionID: t.sess.ID, UserID: t.req.UserID, Message: t.req.Message,
 		History: history, Summary: summary, Context: t.req.Context, Options: t.req.Options,
 		CostSaving: t.mode >= ModeSaving, LLM: turnLLM,
-	})
+	}
+	reply, err := t.agent.Respond(ctx, in)
+	if err == nil && reply.Handoff != nil {
+		reply, res.Metadata.Handoff, err = t.handOff(ctx, in, reply)
+	}
+	res.Metadata.AgentID, res.Metadata.Route = t.req.AgentID, t.route
 	if err != nil {
 		t.reservation.Settle(ctx, 0)
 		return res, t.fail(ctx, fmt.Errorf("agent %s: %w", t.req.AgentID, err))
@@ -503,7 +538,7 @@ func (t *Turn) Run(ctx context.Context, onDelta func(text string) error) (Result
 			"agentId": t.req.AgentID, "intent": res.Intent, "sentiment": res.Sentiment.Label, "frustration": res.Sentiment.Frustration,
 			"provider": res.Metadata.Provider, "model": res.Metadata.Model, "tokens": res.Metadata.Tokens,
 			"cost": res.Metadata.Cost, "cached": res.Metadata.Cached, "processingMs": res.Metadata.ProcessingMs,
-			"interrupted": res.Metadata.Interrupted,
+			"interrupted": res.Metadata.Interrupted, "route": res.Metadata.Route, "handoff": res.Metadata.Handoff,
 		},
 	}); err != nil {
 		return res, fmt.Errorf("store reply: %w", err)
@@ -529,6 +564,33 @@ func (t *Turn) Run(ctx context.Context, onDelta func(text string) error) (Result
 		Provider: res.Metadata.Provider, Model: res.Metadata.Model, FirstToken: t.firstToken,
 		Duration: time.Since(t.measured), Tokens: res.Metadata.Tokens, Cost: res.Metadata.Cost, Cached: res.Metadata.Cached})
 	return res, runErr
+}
+
+// handOff lets the agent a reply hands off to answer the same message, with the same
+// history, and moves the session to it, so later turns go to it too. One hop: the new
+// agent's own hand-off is ignored. A hand-off that cannot happen (unknown agent, a store that
+// cannot move sessions, a failed update) keeps the first agent's reply.
+func (t *Turn) handOff(ctx context.Context, in Input, reply Reply) (Reply, *HandoffInfo, error) {
+	e := t.engine
+	h := *reply.Handoff
+	next, ok := e.cfg.Registry.Get(h.AgentID)
+	updater, canMove := e.cfg.Store.(SessionAgentUpdater)
+	if !ok || !canMove || h.AgentID == t.req.AgentID {
+		e.cfg.Logger.WarnContext(ctx, "hand-off not possible; the agent answers itself", "session", t.sess.ID, "from", t.req.AgentID, "to", h.AgentID)
+		return reply, nil, nil
+	}
+	if err := updater.UpdateSessionAgent(ctx, t.sess.UserID, t.sess.ID, h.AgentID); err != nil {
+		e.cfg.Logger.ErrorContext(ctx, "hand-off not stored; the agent answers itself", "session", t.sess.ID, "to", h.AgentID, "err", err)
+		return reply, nil, nil
+	}
+	info := &HandoffInfo{From: t.req.AgentID, To: h.AgentID, Reason: h.Reason}
+	t.agent, t.req.AgentID, t.sess.AgentID = next, h.AgentID, h.AgentID
+	nextReply, err := next.Respond(ctx, in)
+	if err != nil {
+		return Reply{}, info, err
+	}
+	nextReply.Handoff = nil
+	return nextReply, info, nil
 }
 
 func (t *Turn) fail(ctx context.Context, err error) error {

@@ -183,7 +183,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 	for _, f := range figs {
 		f.settle()
 	}
-	direct.annotate(byKey)
+	direct.annotate(byKey, cfg.RelayConcurrency)
 	m.LoadAvgEnd = loadAverage()
 
 	fmt.Fprintln(stdout)
@@ -240,14 +240,19 @@ func newFigures(cfg Config) []*figure {
 // provider called directly and through the gateway.
 type directFigures struct {
 	gwPlain, directPlain, gwStream, directStream []float64 // medians per run, ms
+	soloPlain, soloStream                        []float64 // overhead medians at concurrency 1, ms
 	directSSE                                    []float64 // tokens/s per run
 	idleGoroutines, idleHeapKB, idleStackKB      []float64 // per added idle session, per run
 }
 
-func (d *directFigures) annotate(byKey map[string]*figure) {
+func (d *directFigures) annotate(byKey map[string]*figure, concurrency int) {
 	byKey["relay_overhead_plain"].note("gateway %.3f ms vs provider directly %.3f ms (medians); overhead = gateway quantile - direct quantile, interleaved in one run",
 		median(d.gwPlain), median(d.directPlain))
 	byKey["relay_overhead_stream"].note("gateway %.3f ms vs provider directly %.3f ms (medians, whole 8-token stream)", median(d.gwStream), median(d.directStream))
+	if len(d.soloPlain) > 0 {
+		byKey["relay_overhead_plain"].note("with one client instead of %d: %.3f ms median overhead", concurrency, median(d.soloPlain))
+		byKey["relay_overhead_stream"].note("with one client instead of %d: %.3f ms median overhead", concurrency, median(d.soloStream))
+	}
 	byKey["sse_tokens_per_second"].note("the fake provider alone streams %s tokens/s to the same client", thousands(int64(median(d.directSSE))))
 	if len(d.idleHeapKB) > 0 {
 		byKey["idle_ws_kb_per_session"].note("of which Go heap in use %.1f KB and goroutine stacks %.1f KB, %.1f goroutines per session (the gateway's /metrics)",
@@ -274,6 +279,13 @@ func runText(ctx context.Context, cfg Config, bin, work, providerURL string, byK
 		d.directPlain = append(d.directPlain, quantile(res.ms[directPlain], .5))
 		d.gwStream = append(d.gwStream, quantile(res.ms[gatewayStream], .5))
 		d.directStream = append(d.directStream, quantile(res.ms[directStream], .5))
+	}
+
+	// The same alone (one client, fewer requests): the gateway's own cost per request without
+	// queueing behind the other seven, for the notes.
+	if res, err := measureRelay(ctx, g.URL, providerURL, relayConfig{Concurrency: 1, Requests: max(50, cfg.RelayRequests/16), WarmUp: 20}); err == nil {
+		d.soloPlain = append(d.soloPlain, res.overhead(false, .5))
+		d.soloStream = append(d.soloStream, res.overhead(true, .5))
 	}
 
 	client := newLoopbackClient(1)

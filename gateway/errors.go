@@ -41,6 +41,9 @@ const (
 	CodeShuttingDown     = "shutting_down"
 )
 
+// CodeUnsupportedMediaType: an upload in a format the endpoint does not read (415).
+const CodeUnsupportedMediaType = "unsupported_media_type"
+
 // APIError is the one error type that leaves the gateway, as
 // {"error":{"code","message","requestId","details"}}.
 type APIError struct {

@@ -1,6 +1,7 @@
 package gateway_test
 
 import (
+	"log/slog"
 	"os"
 	"strconv"
 	"testing"
@@ -12,7 +13,9 @@ import (
 // BenchmarkVoiceWSSessionsAtTarget is the load of BenchmarkVoiceWSConcurrentSessions at one
 // size, DARTMOUTH_BENCH_VOICE_SESSIONS (default 500, issue 9's target), for `make bench`: it
 // reports the median and p99 lateness of the reply frames in the steady state, which the
-// target wants under 20 ms at p99.
+// target wants under 20 ms at p99. The clients share the gateway's cores, so a starved
+// client's microphone frames can leave in a burst; the audio rate limit, there for abusive
+// clients, is lifted so that burst does not end the measurement.
 func BenchmarkVoiceWSSessionsAtTarget(b *testing.B) {
 	sessions := 500
 	if v := os.Getenv("DARTMOUTH_BENCH_VOICE_SESSIONS"); v != "" {
@@ -25,6 +28,9 @@ func BenchmarkVoiceWSSessionsAtTarget(b *testing.B) {
 	g := instantVoiceGateway(b, 6*time.Second, func(c *gateway.Config) {
 		c.VoiceSessions.MaxSessionsPerUser = 10000
 		c.WSIdleTimeout = time.Minute
+		c.VoiceSessions.AudioRateFactor = 1000
+		// The gateway's own errors, so a failed run says why (not only "internal_error").
+		c.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	})
 	var p99, p50 time.Duration
 	for b.Loop() {

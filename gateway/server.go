@@ -104,6 +104,12 @@ type Config struct {
 	// Analytics answers GET /api/v2/analytics (analytics.go); session.SQLStore implements it.
 	// Default nil: that endpoint answers 503.
 	Analytics UsageReader
+	// Tickets serves /api/v2/tickets (support.go), each caller's own support tickets;
+	// session.SQLStore implements it. Default nil: those endpoints answer 503.
+	Tickets TicketStore
+	// KnowledgeBase serves /api/v2/kb/documents (support.go); *rag.Index implements it.
+	// Default nil: those endpoints answer 503.
+	KnowledgeBase KnowledgeBase
 }
 
 // Server is the gateway.
@@ -223,6 +229,8 @@ func (s *Server) routes() {
 	v2.POST("/voice/stt", s.voiceSTT, s.rateLimit)
 	v2.GET("/voice/providers", s.voiceProviders)
 	s.paRoutes(v2.Group("/pa"))
+	s.supportRoutes(v2)
+	v2.POST("/artwork/analyze", s.analyzeArtwork, s.rateLimit)
 	v1 := e.Group("/v1")
 	v1.POST("/chat/completions", s.chatCompletions, s.rateLimit)
 	v1.GET("/models", s.listModels)
@@ -392,8 +400,9 @@ func (s *Server) limitBody(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// audioUploadPaths take audio bodies, bounded by AudioBodyLimit instead of BodyLimit.
-var audioUploadPaths = map[string]bool{"/api/v2/voice/stt": true, "/v1/audio/transcriptions": true}
+// audioUploadPaths take audio (and image) uploads, bounded by AudioBodyLimit instead of
+// BodyLimit.
+var audioUploadPaths = map[string]bool{"/api/v2/voice/stt": true, "/v1/audio/transcriptions": true, "/api/v2/artwork/analyze": true}
 
 // deadline bounds every request so nothing runs away. WebSocket connections live longer and
 // bound each turn instead.

@@ -37,6 +37,7 @@ import (
 	"github.com/dartmouth-gw/dartmouth/agents/fam/guard"
 	"github.com/dartmouth-gw/dartmouth/agents/llm"
 	"github.com/dartmouth-gw/dartmouth/agents/offline"
+	"github.com/dartmouth-gw/dartmouth/agents/rag"
 )
 
 // ID is FAM's agent id.
@@ -74,8 +75,30 @@ type Config struct {
 	// HumanHandoff is FAM's reply to a user who asks for a person. Default: an honest pointer
 	// to the app's support options (FAM cannot transfer a chat itself).
 	HumanHandoff string
+	// Knowledge answers information and how-to questions FAM's own rules cannot, from the
+	// passages above its similarity threshold, with a citation: quoted offline, passed to the
+	// model as context otherwise. Default none: FAM answers from its rules and the LLM only.
+	Knowledge Knowledge
+	// Handoffs names the agents FAM passes a conversation to (the engine then lets them
+	// answer, with the history). Default none: FAM answers everything itself.
+	Handoffs Handoffs
+	// KnowledgeBase is the knowledge base searched. Default rag.DefaultKB.
+	KnowledgeBase string
+	// KnowledgeTopK is how many passages are retrieved (all go to the model). Default 3.
+	KnowledgeTopK int
 	// Logger receives validator findings and classifier failures. Default slog.Default().
 	Logger *slog.Logger
+}
+
+// Handoffs are the agents FAM hands conversations to.
+type Handoffs struct {
+	// Human takes a request for a person ("support"). Default "": FAM answers with
+	// Config.HumanHandoff.
+	Human string
+	// Agents take the messages the router's rules give them (agents.RouteByRules: reminders,
+	// tasks, calendar, notes and contacts to "pa"; print sizes to "artwork"; orders to
+	// "support"), when listed here. Default none.
+	Agents []string
 }
 
 // Validate reports settings New would ignore.
@@ -118,6 +141,12 @@ func New(cfg Config) *Agent {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
+	}
+	if cfg.KnowledgeBase == "" {
+		cfg.KnowledgeBase = rag.DefaultKB
+	}
+	if cfg.KnowledgeTopK <= 0 {
+		cfg.KnowledgeTopK = 3
 	}
 	constraints, err := guard.New(cfg.Constraints)
 	if err != nil {
@@ -189,6 +218,17 @@ func (a *Agent) Respond(ctx context.Context, in agents.Input) (agents.Reply, err
 	t := a.read(in)
 	t.rulesOnly = a.cfg.RulesOnly(in.LLM)
 	reply := agents.Reply{Intent: t.u.Intent, Sentiment: t.u.Sentiment}
+	if h, ok := a.handoff(t); ok {
+		// The engine lets the other agent answer; FAM's own answer is the fallback should it
+		// not be able to.
+		reply.Handoff = h
+		text, _ := a.alwaysRules(t)
+		if text == "" {
+			text = "I'll pass you to the right assistant for that."
+		}
+		reply.Stream = ownReply(ctx, text)
+		return reply, nil
+	}
 	if text, ok := a.alwaysRules(t); ok {
 		reply.Stream = ownReply(ctx, text)
 		return reply, nil
@@ -196,7 +236,16 @@ func (a *Agent) Respond(ctx context.Context, in agents.Input) (agents.Reply, err
 	extra := a.classify(ctx, t, in)
 	reply.Intent = t.u.Intent
 	fallback, hasFallback := a.offlineRules(t)
+	if !hasFallback {
+		if t.knowledge = a.lookup(ctx, t, in); len(t.knowledge) > 0 {
+			// The knowledge base answers what FAM's rules cannot; a model words it from the
+			// passages, and without one the best passage is quoted.
+			fallback, hasFallback = a.empathy(t)+quote(in.Message, t.knowledge[0]), true
+		}
+	}
 	switch {
+	case t.rulesOnly && len(t.knowledge) > 0:
+		reply.Stream = ownReplyAs(ctx, fallback, KnowledgeModel)
 	case t.rulesOnly && hasFallback:
 		reply.Stream = ownReply(ctx, fallback)
 	case t.rulesOnly:

@@ -55,6 +55,7 @@ func (a *Agent) system(t *turn, in agents.Input) string {
 		b.WriteString(t.conv.summary)
 		b.WriteString("\n")
 	}
+	b.WriteString(knowledgeSection(t.knowledge))
 	for _, key := range []string{"timezone", "language", "location", "page"} {
 		if v, ok := in.Context[key]; ok {
 			if s, ok := v.(string); ok && s != "" && len(s) < 200 {

@@ -2,8 +2,10 @@ package fam
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 
+	"github.com/dartmouth-gw/dartmouth/agents"
 	"github.com/dartmouth-gw/dartmouth/agents/fam/memory"
 	"github.com/dartmouth-gw/dartmouth/agents/nlu"
 )
@@ -24,6 +26,27 @@ var (
 	acceptRe   = regexp.MustCompile(`^(?:yes|yeah|yep|yes please|sure|ok|okay|please|person|a person|the person|human|a human|talk to a person|the first|first)\b`)
 	requestRe  = regexp.MustCompile(`^(?:can|could|would|will|should|how|what|when|where|why|who|which|is|are|do|does|did|please|i want|i need|i'd like|give me|tell me|help|show me|explain)\b`)
 )
+
+// handoff decides whether another agent should take this message: a request for a person
+// goes to Handoffs.Human, a request the router's rules give to an agent in Handoffs.Agents
+// goes there. Statements about the user ("I have a meeting on Friday" is not asked of
+// anyone) and restarts stay with FAM.
+func (a *Agent) handoff(t *turn) (*agents.Handoff, bool) {
+	if isRestart(t.message) {
+		return nil, false
+	}
+	if a.cfg.Handoffs.Human != "" && wantsHuman(t.message, t.conv.lastAssistant) {
+		return &agents.Handoff{AgentID: a.cfg.Handoffs.Human, Reason: "human"}, true
+	}
+	if len(a.cfg.Handoffs.Agents) == 0 || (len(t.stated) > 0 && !looksLikeRequest(t.message)) {
+		return nil, false
+	}
+	route := agents.RouteByRules(t.message)
+	if route.AgentID == ID || !slices.Contains(a.cfg.Handoffs.Agents, route.AgentID) {
+		return nil, false
+	}
+	return &agents.Handoff{AgentID: route.AgentID, Reason: route.Reason}, true
+}
 
 // isRestart reports a request to start the conversation over.
 func isRestart(message string) bool {

@@ -11,17 +11,22 @@ import (
 // ownReply streams text FAM wrote itself, sentence by sentence, then a zero usage: no model
 // was asked, so the turn costs nothing.
 func ownReply(ctx context.Context, text string) iter.Seq2[llm.Chunk, error] {
+	return ownReplyAs(ctx, text, RulesModel)
+}
+
+// ownReplyAs is ownReply under another model name (KnowledgeModel for quoted passages).
+func ownReplyAs(ctx context.Context, text, model string) iter.Seq2[llm.Chunk, error] {
 	return func(yield func(llm.Chunk, error) bool) {
 		for _, piece := range sentences(text) {
 			if err := ctx.Err(); err != nil {
 				yield(llm.Chunk{}, err)
 				return
 			}
-			if !yield(llm.Chunk{Text: piece, Provider: ID, Model: RulesModel}, nil) {
+			if !yield(llm.Chunk{Text: piece, Provider: ID, Model: model}, nil) {
 				return
 			}
 		}
-		yield(llm.Chunk{Provider: ID, Model: RulesModel, Usage: &llm.Usage{}}, nil)
+		yield(llm.Chunk{Provider: ID, Model: model, Usage: &llm.Usage{}}, nil)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/dartmouth-gw/dartmouth/agents/fam/memory"
 	"github.com/dartmouth-gw/dartmouth/agents/llm"
 	"github.com/dartmouth-gw/dartmouth/agents/nlu"
+	"github.com/dartmouth-gw/dartmouth/agents/rag"
 )
 
 // Frustration ranks, as nlu.FrustrationRank gives them.
@@ -37,6 +38,8 @@ type turn struct {
 	// sentences.
 	sensitive bool
 	rulesOnly bool
+	// knowledge are the knowledge base's passages answering the message, best first.
+	knowledge []rag.Hit
 }
 
 // figuresAreComputed reports turns whose answer is new figures by nature: arithmetic and the

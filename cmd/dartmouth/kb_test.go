@@ -280,3 +280,38 @@ func TestProgressBarOnATerminal(t *testing.T) {
 		t.Error("a buffer is not a terminal")
 	}
 }
+
+// Acceptance: a folder of Markdown ingested with "kb ingest" is answered, with its source,
+// by support and by fam through /api/v2/chat on the served binary, offline.
+func TestKBIngestedFolderIsAnsweredBySupportAndFAM(t *testing.T) {
+	docs, data := t.TempDir(), t.TempDir()
+	writeTree(t, docs, map[string]string{
+		"lamp.md":   "# Zephyr lamp\n\n## Pairing\nHold the power button for seven seconds until the light blinks blue. Then open the app and tap Add device.\n\n## Cleaning\nWipe the shade with a dry cloth; never use water.\n",
+		"garden.md": "# Garden club\n\n## Meetings\nThe garden club meets on the first Tuesday of each month in the library annex.\n",
+	})
+	var stdout, stderr bytes.Buffer
+	if err := kbCommand(context.Background(), []string{"ingest", docs}, kbEnv(data, nil), &stdout, &stderr); err != nil {
+		t.Fatalf("ingest: %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "ingested 2/2 files") {
+		t.Fatalf("no progress:\n%s", stderr.String())
+	}
+	s := startServe(t, data)
+	tests := []struct{ agent, message, answer, source string }{
+		{"fam", "How do I pair the Zephyr lamp?", "Hold the power button for seven seconds", "(source: lamp.md › Pairing)"},
+		{"support", "How do I pair the Zephyr lamp?", "Hold the power button for seven seconds", "(source: lamp.md › Pairing)"},
+		{"fam", "When does the garden club meet?", "first Tuesday of each month", "(source: garden.md › Meetings)"},
+	}
+	for _, tt := range tests {
+		var reply struct {
+			Content string `json:"content"`
+		}
+		body, _ := json.Marshal(map[string]string{"agentId": tt.agent, "userId": "ada", "message": tt.message})
+		if status := s.post(t, "/api/v2/chat", string(body), &reply); status != http.StatusOK {
+			t.Fatalf("%s: status %d", tt.agent, status)
+		}
+		if !strings.Contains(reply.Content, tt.answer) || !strings.Contains(reply.Content, tt.source) {
+			t.Errorf("%s %q answered %q, want %q with %s", tt.agent, tt.message, reply.Content, tt.answer, tt.source)
+		}
+	}
+}

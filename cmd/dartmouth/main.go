@@ -20,6 +20,7 @@ import (
 	"github.com/dartmouth-gw/dartmouth/agents/fam"
 	"github.com/dartmouth-gw/dartmouth/agents/llm"
 	"github.com/dartmouth-gw/dartmouth/agents/offline"
+	"github.com/dartmouth-gw/dartmouth/agents/pa"
 	"github.com/dartmouth-gw/dartmouth/agents/support"
 	"github.com/dartmouth-gw/dartmouth/gateway"
 	"github.com/dartmouth-gw/dartmouth/session"
@@ -186,7 +187,7 @@ func serve(ctx context.Context, cfg *Config, store *session.SQLStore, logger *sl
 	if err != nil {
 		return err
 	}
-	registry, err := agents.NewRegistry(fam.New(fam.Config{Logger: logger}), artwork.New(artwork.Config{}), supportAgent, paAgent, agents.Passthrough{})
+	registry, err := agents.NewRegistry(fam.New(fam.Config{Knowledge: kbIndex, Handoffs: fam.Handoffs{Human: support.ID, Agents: []string{pa.ID}}, Logger: logger}), artwork.New(artwork.Config{}), supportAgent, paAgent, agents.Passthrough{})
 	if err != nil {
 		return err
 	}
@@ -242,6 +243,8 @@ func serve(ctx context.Context, cfg *Config, store *session.SQLStore, logger *sl
 		RateLimits:      limits.plans,
 		Auth:            authConfig(cfg, store),
 		PA:              store,
+		Tickets:         store,
+		KnowledgeBase:   kbIndex,
 		Broker:          limits.broker(logger),
 		ErrorReporter:   ops.reporter,
 		Analytics:       store,
