@@ -59,6 +59,16 @@ FAIL
 	}
 }
 
+func TestFailureReason(t *testing.T) {
+	out := []byte("goos: linux\n--- FAIL: BenchmarkVoiceWSSessionsAtTarget\n    loadbench_test.go:34: internal_error: internal error\nFAIL\n")
+	if got := failureReason(out); got != " (loadbench_test.go:34: internal_error: internal error)" {
+		t.Errorf("failureReason = %q", got)
+	}
+	if got := failureReason([]byte("FAIL\n")); got != "" {
+		t.Errorf("failureReason without a message = %q", got)
+	}
+}
+
 func TestTrimCPUSuffix(t *testing.T) {
 	for in, want := range map[string]string{
 		"BenchmarkX-2":        "BenchmarkX",

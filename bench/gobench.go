@@ -119,7 +119,20 @@ func (t *testBinaries) run(ctx context.Context, b goBench) (benchLine, error) {
 	if runErr == nil {
 		runErr = fmt.Errorf("no result line")
 	}
-	return benchLine{}, fmt.Errorf("%s %s: %w\n%s", b.Pkg, b.Name, runErr, tail(out, 3000))
+	return benchLine{}, fmt.Errorf("%s %s: %w%s\n%s", b.Pkg, b.Name, runErr, failureReason(out), tail(out, 3000))
+}
+
+// failureReason is the first message a failed benchmark logged ("x_test.go:31: why"), to put
+// on the error's first line, which the table's notes show.
+func failureReason(out []byte) string {
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if strings.Contains(line, "_test.go:") {
+			return " (" + line + ")"
+		}
+	}
+	return ""
 }
 
 func tail(b []byte, n int) []byte {

@@ -3,6 +3,7 @@ package fam_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -64,7 +65,7 @@ func TestKnowledgeAnswersOfflineWithCitation(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			kb := &shelf{hits: tt.hits, err: tt.err}
-			reply, err := fam.New(fam.Config{Knowledge: kb}).Respond(t.Context(), agents.Input{Message: tt.message, LLM: offline.New(offline.Config{})})
+			reply, err := fam.New(fam.Config{Knowledge: kb, Logger: slog.New(slog.DiscardHandler)}).Respond(t.Context(), agents.Input{Message: tt.message, LLM: offline.New(offline.Config{})})
 			if err != nil {
 				t.Fatal(err)
 			}
