@@ -106,6 +106,9 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (*SQLStore, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", cfg.Path, err)
 	}
+	// database/sql keeps 2 idle connections by default: under concurrent requests each new
+	// one re-opens the file and re-runs the pragmas, which cost more than the queries.
+	db.SetMaxIdleConns(16)
 	s := &SQLStore{db: db, dialect: sqliteDialect, clock: cfg.Clock}
 	if err := s.Migrate(ctx); err != nil {
 		_ = db.Close()
