@@ -4,13 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"math"
 	"net/http"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/dartmouth-gw/dartmouth/agents/pa/internal/apiclient"
 )
 
 // RetryPolicy says how a client repeats a request the service turned away for now (429),
@@ -86,42 +84,14 @@ func (p RetryPolicy) retryWait(err error, try int) (time.Duration, bool) {
 	return p.Backoff << try, true
 }
 
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// retryableStatus reports whether a status (0: no answer at all) is worth trying again. A
-// cancelled context is the caller's decision, not a failure to work around.
-func retryableStatus(status int, err error) bool {
-	if status == 0 {
-		return !errors.Is(err, context.Canceled)
-	}
-	return status == http.StatusTooManyRequests || status >= 500
-}
-
-// parseRetryAfter reads a Retry-After header given in seconds or as an HTTP date.
-func parseRetryAfter(h http.Header, now time.Time) time.Duration {
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	// Past what a Duration holds (Inf included) the conversion overflows; such a value is as
-	// malformed as any other.
-	if secs, err := strconv.ParseFloat(v, 64); err == nil && secs >= 0 && secs < float64(math.MaxInt64/int64(time.Second)) {
-		return time.Duration(secs * float64(time.Second))
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
-	}
-	return 0
-}
+// The HTTP plumbing the service clients share lives in apiclient.
+var (
+	sleep           = apiclient.Sleep
+	retryableStatus = apiclient.RetryableStatus
+	parseRetryAfter = apiclient.ParseRetryAfter
+	snippet         = apiclient.Snippet
+	redacted        = apiclient.Redacted
+)
 
 // maxResponseBody caps what is read of an answer: the services answer in a few hundred bytes,
 // and a proxy's error page must not be read without end.
@@ -129,31 +99,5 @@ const maxResponseBody = 1 << 20
 
 // exchange sends req and reads the answer's body.
 func exchange(client *http.Client, req *http.Request) (*http.Response, []byte, error) {
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBody))
-	if err != nil {
-		return resp, nil, err
-	}
-	return resp, body, nil
-}
-
-// snippet is the start of a body that was not the service's JSON, for an error message.
-func snippet(body []byte) string {
-	s := strings.Join(strings.Fields(string(body)), " ")
-	if r := []rune(s); len(r) > 200 {
-		s = string(r[:200]) + "…"
-	}
-	return s
-}
-
-// redacted stands for a secret in printed configuration.
-func redacted(secret string) string {
-	if secret == "" {
-		return ""
-	}
-	return "[redacted]"
+	return apiclient.Exchange(client, req, maxResponseBody)
 }
