@@ -73,7 +73,7 @@ func New(cfg Config) (*Client, error) {
 	if cfg.MaxPages <= 0 {
 		cfg.MaxPages = 40
 	}
-	cfg.Retry = cfg.Retry.withDefaults()
+	cfg.Retry = cfg.Retry.WithDefaults()
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -124,7 +124,7 @@ func (c *Client) ListEvents(ctx context.Context, calendarID string, from, to tim
 	seen := map[string]bool{}
 	for page := 1; ; page++ {
 		var list wireEventList
-		err := c.cfg.Retry.run(ctx, c.cfg.Logger, "events.list", anyRetryable, func(ctx context.Context) error {
+		err := c.cfg.Retry.Run(ctx, c.cfg.Logger, "google calendar events.list", retryWhen(anyRetryable), func(ctx context.Context) error {
 			list = wireEventList{}
 			return c.call(ctx, http.MethodGet, endpoint+"?"+query.Encode(), nil, &list)
 		})
@@ -173,7 +173,7 @@ func (c *Client) InsertEvent(ctx context.Context, calendarID string, e Event) (E
 		return Event{}, fmt.Errorf("gcal: %w", err)
 	}
 	var stored wireEvent
-	err = c.cfg.Retry.run(ctx, c.cfg.Logger, "events.insert", refused, func(ctx context.Context) error {
+	err = c.cfg.Retry.Run(ctx, c.cfg.Logger, "google calendar events.insert", retryWhen(refused), func(ctx context.Context) error {
 		stored = wireEvent{}
 		return c.call(ctx, http.MethodPost, endpoint, payload, &stored)
 	})

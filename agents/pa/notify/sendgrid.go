@@ -99,7 +99,7 @@ func NewSendGrid(cfg SendGridConfig) (*SendGrid, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	cfg.Retry = cfg.Retry.withDefaults()
+	cfg.Retry = cfg.Retry.WithDefaults()
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -182,7 +182,7 @@ func (s *SendGrid) SendEmail(ctx context.Context, e Email) (string, error) {
 		return "", fmt.Errorf("sendgrid: %w", err)
 	}
 	var messageID string
-	err = s.cfg.Retry.run(ctx, s.cfg.Logger, "sendgrid", func(ctx context.Context) error {
+	err = s.cfg.Retry.Run(ctx, s.cfg.Logger, "sendgrid send", sendRetryable, func(ctx context.Context) error {
 		id, err := s.attempt(ctx, payload)
 		messageID = id
 		return err

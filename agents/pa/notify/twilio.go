@@ -108,7 +108,7 @@ func NewTwilio(cfg TwilioConfig) (*Twilio, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 10 * time.Second
 	}
-	cfg.Retry = cfg.Retry.withDefaults()
+	cfg.Retry = cfg.Retry.WithDefaults()
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -154,7 +154,7 @@ func (t *Twilio) SendSMS(ctx context.Context, m SMS) (SMSResult, error) {
 	}
 	payload := form.Encode()
 	var result SMSResult
-	err = t.cfg.Retry.run(ctx, t.cfg.Logger, "twilio", func(ctx context.Context) error {
+	err = t.cfg.Retry.Run(ctx, t.cfg.Logger, "twilio send", sendRetryable, func(ctx context.Context) error {
 		var err error
 		result, err = t.attempt(ctx, payload)
 		return err
