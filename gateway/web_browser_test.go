@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -46,21 +47,37 @@ var pacedReply = []string{"Sure. ", "Dartmouth answers ", "by voice and ", "by t
 
 // pacedProvider streams pacedReply. A request whose last message contains "slowly" is gated:
 // the first chunk comes at once and each next one only when release is signalled, so a test
-// can see every part on the page before the next exists. Other requests stream at once. The
-// model is priced (gpt-4o-mini), so turns cost money on the dashboard.
+// can see every part on the page before the next exists. While holdSpoken is on, a reply to
+// the spoken sentence stops before its last chunk until cancelled, so the turn is surely still
+// running on the gateway when the test barges in, however late the browser plays its audio.
+// Other requests stream at once. The model is priced (gpt-4o-mini), so turns cost money on the
+// dashboard.
 type pacedProvider struct {
-	release chan struct{}
+	release    chan struct{}
+	holdSpoken atomic.Bool
 }
 
 func (p *pacedProvider) Name() string { return "paced" }
 
 func (p *pacedProvider) Stream(ctx context.Context, req llm.Request) iter.Seq2[llm.Chunk, error] {
-	gated := len(req.Messages) > 0 && strings.Contains(req.Messages[len(req.Messages)-1].Content, "slowly")
+	var last string
+	if len(req.Messages) > 0 {
+		last = req.Messages[len(req.Messages)-1].Content
+	}
+	gated := strings.Contains(last, "slowly")
+	held := p.holdSpoken.Load() && strings.Contains(last, "mom")
 	return func(yield func(llm.Chunk, error) bool) {
 		for i, text := range pacedReply {
-			if gated && i > 0 {
+			var wait <-chan struct{}
+			switch {
+			case gated && i > 0:
+				wait = p.release
+			case held && i == len(pacedReply)-1:
+				wait = make(chan struct{}) // until cancelled
+			}
+			if wait != nil {
 				select {
-				case <-p.release:
+				case <-wait:
 				case <-ctx.Done():
 					yield(llm.Chunk{}, ctx.Err())
 					return
@@ -107,6 +124,14 @@ func TestWebInBrowser(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			http.Error(w, "no gated reply is waiting for its next chunk", http.StatusConflict)
 		}
+	})
+	pages.HandleFunc("POST /hold", func(w http.ResponseWriter, r *http.Request) {
+		provider.holdSpoken.Store(true)
+		w.WriteHeader(http.StatusNoContent)
+	})
+	pages.HandleFunc("DELETE /hold", func(w http.ResponseWriter, r *http.Request) {
+		provider.holdSpoken.Store(false)
+		w.WriteHeader(http.StatusNoContent)
 	})
 	pageSrv := &http.Server{Handler: pages, ReadHeaderTimeout: 5 * time.Second}
 	pageLn, err := net.Listen("tcp", "127.0.0.1:0")

@@ -29,6 +29,7 @@
   const FRAME_SAMPLES = 320; // 20 ms at 16 kHz
   const PLAYBACK_RATE = 24000;
   const JITTER_S = 0.06; // audio buffered before playback starts (or restarts after a gap)
+  const UNDERRUN_S = 0.25; // a gap in a reply's audio shorter than this is a late frame, not its end
 
   const ICONS = {
     chat: '<svg viewBox="0 0 24 24" aria-hidden="true"><path d="M4 4h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H9l-5 4v-4a2 2 0 0 1-2-2V6a2 2 0 0 1 2-2z"/></svg>',
@@ -267,9 +268,11 @@ registerProcessor('dartmouth-capture', DartmouthCapture);`;
       this.playhead += audio.duration;
       this.sources.add(src);
     }
-    get playing() { return this.sources.size > 0; }
+    // A reply counts as playing through a short underrun too (frames late on a busy network),
+    // so a barge-in during one is still a flush of that reply.
+    get playing() { return this.sources.size > 0 || this.playhead > this.ctx.currentTime - UNDERRUN_S; }
     flush() {
-      if (!this.sources.size) return;
+      if (!this.playing) return;
       for (const src of this.sources) {
         src.flushed = true;
         try { src.stop(); } catch (_) { /* not started */ }
@@ -346,7 +349,8 @@ registerProcessor('dartmouth-capture', DartmouthCapture);`;
         };
       });
     }
-    sendText(text) { this.send({ type: 'text', id: 't' + Date.now(), text }); }
+    // A typed message is a barge-in: the gateway cuts the reply, and what is queued here stops now.
+    sendText(text) { this.send({ type: 'text', id: 't' + Date.now(), text }); this.player && this.player.flush(); }
     interrupt() { this.send({ type: 'interrupt' }); this.player && this.player.flush(); }
     send(f) { if (this.ws && this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(f)); }
     level() { return this.player ? this.player.level() : 0; }
