@@ -102,10 +102,7 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (*SQLStore, error) {
 	}
 	dsn := fmt.Sprintf("file:%s?_pragma=journal_mode(WAL)&_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate",
 		cfg.Path, cfg.BusyTimeout.Milliseconds())
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: open %s: %w", cfg.Path, err)
-	}
+	db := sql.OpenDB(newWriteGateConnector(dsn))
 	// database/sql keeps 2 idle connections by default: under concurrent requests each new
 	// one re-opens the file and re-runs the pragmas, which cost more than the queries.
 	db.SetMaxIdleConns(16)
