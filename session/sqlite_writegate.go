@@ -84,17 +84,24 @@ func (c *gatedConn) Begin() (driver.Tx, error) {
 	return c.BeginTx(context.Background(), driver.TxOptions{})
 }
 
+// BeginTx takes the gate for a writing transaction. A read-only one (a snapshot: deferred on
+// SQLite, see SQLStore.readTx) takes no lock, so it must not hold writers back either: a
+// backup reads its snapshot while the gateway goes on writing.
 func (c *gatedConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	if err := c.acquire(ctx); err != nil {
-		return nil, err
+	if !opts.ReadOnly {
+		if err := c.acquire(ctx); err != nil {
+			return nil, err
+		}
 	}
 	tx, err := c.sqliteConn.BeginTx(ctx, opts)
 	if err != nil {
-		c.release()
+		if !opts.ReadOnly {
+			c.release()
+		}
 		return nil, err
 	}
 	c.inTx = true
-	return &gatedTx{Tx: tx, conn: c}, nil
+	return &gatedTx{Tx: tx, conn: c, holdsGate: !opts.ReadOnly}, nil
 }
 
 func (c *gatedConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
@@ -123,14 +130,17 @@ func (c *gatedConn) PrepareContext(ctx context.Context, query string) (driver.St
 // gatedTx gives the gate back when the transaction ends, once, however it ends.
 type gatedTx struct {
 	driver.Tx
-	conn *gatedConn
-	once sync.Once
+	conn      *gatedConn
+	holdsGate bool
+	once      sync.Once
 }
 
 func (t *gatedTx) end(err error) error {
 	t.once.Do(func() {
 		t.conn.inTx = false
-		t.conn.release()
+		if t.holdsGate {
+			t.conn.release()
+		}
 	})
 	return err
 }

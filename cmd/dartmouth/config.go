@@ -81,6 +81,7 @@ type Config struct {
 	JWTTTL    time.Duration // session token lifetime
 
 	SentryDSN      string        // report 5xx errors and panics to this Sentry project
+	DebugAddr      string        // serve Go's pprof profiles on this address; empty: off
 	AnalyticsFlush time.Duration // longest an analytics event waits in memory before its batch is written
 
 	// Reminder notifications by email (SendGrid) and SMS (Twilio); off when unset.
@@ -215,6 +216,7 @@ func settings(c *Config) []setting {
 		{"jwt-secret", "DARTMOUTH_JWT_SECRET", "", "secret signing session tokens (HS256), at least 32 bytes, the same on every replica; empty: random per process, so tokens end with it", str(&c.JWTSecret)},
 		{"jwt-ttl", "DARTMOUTH_JWT_TTL", "15m", "lifetime of session tokens minted by POST /api/v2/auth/token", dur(&c.JWTTTL)},
 		{"analytics-flush", "DARTMOUTH_ANALYTICS_FLUSH", "2s", "analytics events are written in batches of 500, or after waiting this long; the rest is written at shutdown", dur(&c.AnalyticsFlush)},
+		{"debug-addr", "DARTMOUTH_DEBUG_ADDR", "", "serve Go's profiles (/debug/pprof/) on this address, e.g. 127.0.0.1:6060; unauthenticated, so keep it on loopback; empty: off", str(&c.DebugAddr)},
 		{"sentry-dsn", "SENTRY_DSN", "", "Sentry DSN: errors answered 5xx and panics are reported there (tags: request id, route, user id; never keys or bodies); SENTRY_ENVIRONMENT names the environment", str(&c.SentryDSN)},
 	}
 }

@@ -270,7 +270,7 @@ func serve(ctx context.Context, cfg *Config, store *session.SQLStore, logger *sl
 		defer close(sweeperDone)
 		memoryKV.Run(bg, time.Minute)
 	}()
-	ops.start(bg)
+	ops.start(bg, logger)
 	reminders, err := reminderScheduler(cfg, srv, store, logger)
 	if err != nil {
 		return err

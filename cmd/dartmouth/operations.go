@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/dartmouth-gw/dartmouth/gateway"
@@ -19,7 +22,10 @@ type operations struct {
 	// reporter is nil without SENTRY_DSN (an interface holding a nil pointer would not be).
 	reporter gateway.ErrorReporter
 	sentry   *gateway.SentryReporter
-	done     chan struct{}
+	// debug serves pprof when DebugAddr is set; nil otherwise.
+	debug     *http.Server
+	debugDone chan struct{} // closed when the profile server has stopped
+	done      chan struct{}
 }
 
 // operationsFlushTimeout bounds the final writes at shutdown, on top of the shutdown grace
@@ -40,15 +46,40 @@ func newOperations(cfg *Config, store *session.SQLStore, logger *slog.Logger) (*
 		o.reporter = o.sentry
 		logger.Info("errors are reported to Sentry", "environment", "SENTRY_ENVIRONMENT")
 	}
+	if cfg.DebugAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		o.debug = &http.Server{Addr: cfg.DebugAddr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		logger.Warn("Go profiles are served without authentication", "addr", cfg.DebugAddr, "path", "/debug/pprof/")
+	}
 	return o, nil
 }
 
-// start runs the analytics writer until close.
-func (o *operations) start(ctx context.Context) {
+// start runs the analytics writer until close, and the profile server until ctx ends.
+func (o *operations) start(ctx context.Context, logger *slog.Logger) {
 	go func() {
 		defer close(o.done)
 		_ = o.events.Run(ctx)
 	}()
+	if o.debug != nil {
+		ln, err := net.Listen("tcp", o.debug.Addr)
+		if err != nil {
+			logger.Error("the profile server cannot listen; profiles are off", "addr", o.debug.Addr, "err", err)
+			o.debug = nil
+			return
+		}
+		served := make(chan struct{})
+		go func() {
+			defer close(served)
+			_ = o.debug.Serve(ln)
+		}()
+		context.AfterFunc(ctx, func() { _ = o.debug.Close() })
+		o.debugDone = served
+	}
 }
 
 // close writes the pending analytics events and sends the pending error reports, waiting for
@@ -58,6 +89,10 @@ func (o *operations) close() {
 	defer cancel()
 	_ = o.events.Close(ctx)
 	<-o.done
+	if o.debugDone != nil {
+		_ = o.debug.Close()
+		<-o.debugDone
+	}
 	if o.sentry != nil {
 		o.sentry.Close(ctx)
 	}
