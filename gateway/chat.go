@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -106,6 +105,7 @@ func (s *Server) chatStream(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	defer sse.close()
 	c.Response().Header().Set("X-Session-Id", turn.SessionID())
 	if err := sse.start(); err != nil {
 		return nil // client gone before the first byte
@@ -128,54 +128,6 @@ func (s *Server) chatStream(c echo.Context) error {
 		return nil
 	}
 	_ = sse.event("done", res)
-	return nil
-}
-
-// sseWriter writes text/event-stream frames and flushes each one.
-type sseWriter struct {
-	w       http.ResponseWriter
-	flusher http.Flusher
-	rc      *http.ResponseController
-}
-
-func newSSEWriter(w http.ResponseWriter) (*sseWriter, error) {
-	f, ok := w.(http.Flusher)
-	if !ok {
-		return nil, errors.New("streaming is not supported by this connection")
-	}
-	return &sseWriter{w: w, flusher: f, rc: http.NewResponseController(w)}, nil
-}
-
-// begin sends the stream's headers; nothing is flushed until the first write.
-func (s *sseWriter) begin() {
-	h := s.w.Header()
-	h.Set(echo.HeaderContentType, "text/event-stream; charset=utf-8")
-	h.Set(echo.HeaderCacheControl, "no-cache")
-	h.Set(echo.HeaderConnection, "keep-alive")
-	h.Set("X-Accel-Buffering", "no") // nginx would otherwise hold the events back
-	s.w.WriteHeader(http.StatusOK)
-}
-
-func (s *sseWriter) start() error {
-	s.begin()
-	if _, err := io.WriteString(s.w, ": stream open\n\n"); err != nil {
-		return err
-	}
-	s.flusher.Flush()
-	return nil
-}
-
-// event writes one event. A write that cannot finish in 10s means the client stopped reading.
-func (s *sseWriter) event(name string, data any) error {
-	payload, err := json.Marshal(data)
-	if err != nil {
-		return err
-	}
-	_ = s.rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if _, err := fmt.Fprintf(s.w, "event: %s\ndata: %s\n\n", name, payload); err != nil {
-		return err
-	}
-	s.flusher.Flush()
 	return nil
 }
 

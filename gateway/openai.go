@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -408,6 +407,7 @@ func (s *Server) streamCompletion(c echo.Context, turn *agents.Turn, tr openAITu
 	if err != nil {
 		return err
 	}
+	defer sse.close()
 	chunk := func(delta openAIDelta, finish *string) openAIChunk {
 		ch := openAIChunk{ID: id, Object: "chat.completion.chunk", Created: created, Model: tr.model,
 			Choices: []openAIChunkChoice{{Delta: delta, FinishReason: finish}}}
@@ -427,11 +427,15 @@ func (s *Server) streamCompletion(c echo.Context, turn *agents.Turn, tr openAITu
 		return sse.data(chunk(openAIDelta{Role: "assistant", Content: &empty}, nil))
 	}
 	ctx := c.Request().Context()
+	delta, err := newContentChunkTemplate(chunk)
+	if err != nil {
+		return err
+	}
 	res, err := turn.Run(ctx, func(text string) error {
 		if err := open(); err != nil {
 			return err
 		}
-		return sse.data(chunk(openAIDelta{Content: &text}, nil))
+		return sse.write(func(b []byte) []byte { return delta.appendFrame(b, text) }, false)
 	})
 	if err != nil {
 		if !opened {
@@ -460,27 +464,6 @@ func (s *Server) streamCompletion(c echo.Context, turn *agents.Turn, tr openAITu
 		}
 	}
 	_ = sse.done()
-	return nil
-}
-
-// data writes one "data:" frame holding v as JSON, as OpenAI streams do (no event names).
-func (s *sseWriter) data(v any) error {
-	payload, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return s.frame(payload)
-}
-
-// done writes the [DONE] sentinel that ends an OpenAI stream.
-func (s *sseWriter) done() error { return s.frame([]byte("[DONE]")) }
-
-func (s *sseWriter) frame(payload []byte) error {
-	_ = s.rc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if _, err := fmt.Fprintf(s.w, "data: %s\n\n", payload); err != nil {
-		return err
-	}
-	s.flusher.Flush()
 	return nil
 }
 
@@ -537,4 +520,56 @@ func (s *Server) getModel(c echo.Context) error {
 		}
 	}
 	return newAPIError(http.StatusNotFound, CodeModelNotFound, "the model %q is not listed by this gateway", id)
+}
+
+// contentChunkTemplate renders the stream's text chunks, which differ only in their text, as
+// the JSON around the text marshalled once plus the text: byte for byte what marshalling the
+// whole chunk gives, without walking the chunk by reflection for every token.
+type contentChunkTemplate struct {
+	prefix, suffix []byte // "data: " and the chunk up to its content string; the rest and "\n\n"
+}
+
+// contentMarker stands for the text in the chunk marshalled once; it cannot occur in JSON that
+// encoding/json writes from the chunk's other fields (ids, model names, numbers), because its
+// NUL is always escaped.
+const contentMarker = "\x00dartmouth-content\x00"
+
+func newContentChunkTemplate(chunk func(openAIDelta, *string) openAIChunk) (contentChunkTemplate, error) {
+	marker := contentMarker
+	whole, err := json.Marshal(chunk(openAIDelta{Content: &marker}, nil))
+	if err != nil {
+		return contentChunkTemplate{}, err
+	}
+	quoted, _ := json.Marshal(marker)
+	before, after, ok := bytes.Cut(whole, quoted)
+	if !ok {
+		return contentChunkTemplate{}, errors.New("openai stream: the content marker is not in the marshalled chunk")
+	}
+	return contentChunkTemplate{
+		prefix: append([]byte("data: "), before...),
+		suffix: append(append([]byte(nil), after...), "\n\n"...),
+	}, nil
+}
+
+// appendFrame appends the "data:" frame of the chunk holding text.
+func (t contentChunkTemplate) appendFrame(b []byte, text string) []byte {
+	b = append(b, t.prefix...)
+	b = appendJSONString(b, text)
+	return append(b, t.suffix...)
+}
+
+
+// appendJSONString appends s as encoding/json writes it. Text of plain printable ASCII (most
+// tokens) is written as is; anything else goes through encoding/json, so the escaping (HTML
+// characters, U+2028, invalid UTF-8) stays exactly the library's.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			quoted, _ := json.Marshal(s) // a string always marshals
+			return append(b, quoted...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }

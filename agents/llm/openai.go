@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"github.com/openai/openai-go/v3/shared"
+	"github.com/tidwall/gjson"
 )
 
 // maxToolCalls bounds the tool calls of one reply, so a broken upstream cannot make us grow
@@ -98,8 +100,16 @@ func (o *OpenAI) Stream(ctx context.Context, req Request) iter.Seq2[Chunk, error
 			}
 			params.Tools = append(params.Tools, openai.ChatCompletionFunctionTool(fn))
 		}
-		stream := o.client.Chat.Completions.NewStreaming(ctx, params)
-		defer stream.Close()
+		// The SDK builds and sends the request (auth, base URL, error statuses as
+		// *openai.Error); the stream is read here. The SDK's own stream decoder walks every
+		// chunk twice through reflection, which capped the relay at about 20,000 tokens/s;
+		// a chunk decoded once into the few fields we use costs a fraction of that.
+		var resp *http.Response
+		if err := o.client.Post(ctx, "chat/completions", params, &resp, option.WithJSONSet("stream", true)); err != nil {
+			yield(Chunk{}, o.wrapErr(err))
+			return
+		}
+		defer resp.Body.Close()
 		var usage *Usage
 		finished := false
 		answeredModel := model
@@ -107,17 +117,32 @@ func (o *OpenAI) Stream(ctx context.Context, req Request) iter.Seq2[Chunk, error
 		// append pieces of its JSON arguments.
 		var calls []ToolCall
 		announced := false
-		for stream.Next() {
-			chunk := stream.Current()
+		for ev, err := range readSSE(resp.Body) {
+			if err != nil {
+				yield(Chunk{}, o.wrapErr(err))
+				return
+			}
+			if bytes.HasPrefix(ev.Data, []byte("[DONE]")) {
+				break
+			}
+			chunk, err := decodeStreamChunk(ev.Data)
+			if err != nil {
+				yield(Chunk{}, &Error{Provider: o.cfg.Name, Message: fmt.Sprintf("malformed stream chunk: %v", err), Err: err})
+				return
+			}
+			if chunk.Error != "" {
+				yield(Chunk{}, &Error{Provider: o.cfg.Name, Message: "error in the stream: " + chunk.Error})
+				return
+			}
 			if chunk.Model != "" {
 				answeredModel = chunk.Model
 			}
-			if chunk.JSON.Usage.Valid() && (chunk.Usage.PromptTokens > 0 || chunk.Usage.CompletionTokens > 0) {
-				cached := chunk.Usage.PromptTokensDetails.CachedTokens
+			if u := chunk.Usage; u != nil && (u.PromptTokens > 0 || u.CompletionTokens > 0) {
+				cached := u.PromptTokensDetails.CachedTokens
 				usage = &Usage{
-					InputTokens:       chunk.Usage.PromptTokens - cached,
+					InputTokens:       u.PromptTokens - cached,
 					CachedInputTokens: cached,
-					OutputTokens:      chunk.Usage.CompletionTokens,
+					OutputTokens:      u.CompletionTokens,
 				}
 			}
 			for _, choice := range chunk.Choices {
@@ -158,10 +183,6 @@ func (o *OpenAI) Stream(ctx context.Context, req Request) iter.Seq2[Chunk, error
 					return
 				}
 			}
-		}
-		if err := stream.Err(); err != nil {
-			yield(Chunk{}, o.wrapErr(err))
-			return
 		}
 		if !finished {
 			// A body that ends without a finish reason was cut off upstream; passing it on as a
@@ -225,4 +246,98 @@ func openAIMessages(req Request) []openai.ChatCompletionMessageParamUnion {
 		}
 	}
 	return out
+}
+
+// openAIStreamChunk is the part of a chat.completion.chunk the provider reads.
+type openAIStreamChunk struct {
+	Model   string
+	Choices []openAIStreamChoice
+	Usage   *openAIStreamUsage
+	// Error is the message of an error object some servers send inside the stream.
+	Error string
+}
+
+type openAIStreamChoice struct {
+	Delta struct {
+		Content   string
+		ToolCalls []openAIToolCallDelta
+	}
+	FinishReason string
+}
+
+type openAIToolCallDelta struct {
+	Index    int64
+	ID       string
+	Function struct{ Name, Arguments string }
+}
+
+type openAIStreamUsage struct {
+	PromptTokens, CompletionTokens int64
+	PromptTokensDetails            struct{ CachedTokens int64 }
+}
+
+// decodeStreamChunk reads a chunk in one validating pass and one walk over its keys (gjson):
+// at relay speed, encoding/json's reflection was half of the gateway's time per token.
+func decodeStreamChunk(data []byte) (openAIStreamChunk, error) {
+	var c openAIStreamChunk
+	if !gjson.ValidBytes(data) {
+		return c, errors.New("not valid JSON")
+	}
+	root := gjson.ParseBytes(data)
+	if !root.IsObject() {
+		return c, errors.New("not a JSON object")
+	}
+	root.ForEach(func(key, v gjson.Result) bool {
+		switch key.Str {
+		case "model":
+			c.Model = v.String()
+		case "error":
+			if v.Type != gjson.Null {
+				c.Error = v.Get("message").String()
+				if c.Error == "" {
+					c.Error = v.Raw
+				}
+			}
+		case "usage":
+			if v.IsObject() {
+				c.Usage = &openAIStreamUsage{PromptTokens: v.Get("prompt_tokens").Int(), CompletionTokens: v.Get("completion_tokens").Int()}
+				c.Usage.PromptTokensDetails.CachedTokens = v.Get("prompt_tokens_details.cached_tokens").Int()
+			}
+		case "choices":
+			v.ForEach(func(_, ch gjson.Result) bool {
+				c.Choices = append(c.Choices, decodeStreamChoice(ch))
+				return true
+			})
+		}
+		return true
+	})
+	return c, nil
+}
+
+func decodeStreamChoice(ch gjson.Result) openAIStreamChoice {
+	var choice openAIStreamChoice
+	ch.ForEach(func(key, v gjson.Result) bool {
+		switch key.Str {
+		case "finish_reason":
+			choice.FinishReason = v.String() // null reads as ""
+		case "delta":
+			v.ForEach(func(key, v gjson.Result) bool {
+				switch key.Str {
+				case "content":
+					choice.Delta.Content = v.String()
+				case "tool_calls":
+					v.ForEach(func(_, call gjson.Result) bool {
+						var d openAIToolCallDelta
+						d.Index, d.ID = call.Get("index").Int(), call.Get("id").String()
+						d.Function.Name, d.Function.Arguments = call.Get("function.name").String(), call.Get("function.arguments").String()
+						choice.Delta.ToolCalls = append(choice.Delta.ToolCalls, d)
+						return true
+					})
+				}
+				return true
+			})
+		}
+		return true
+	})
+	return choice
 }

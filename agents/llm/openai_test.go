@@ -233,6 +233,8 @@ func TestOpenAIIncompleteStreams(t *testing.T) {
 		{"connection drops mid-reply", abortAfter(oaRole, oaText("Once"), oaText(" upon"))},
 		{"[DONE] without a finish reason", streamSSE(oaRole, oaText("Once"), oaText(" upon"), oaDone)},
 		{"error event mid-reply", streamSSE(oaRole, oaText("Once"), oaText(" upon"), errorEvent)},
+		{"malformed chunk mid-reply", streamSSE(oaRole, oaText("Once"), oaText(" upon"), "data: {\"choices\":[{\"delta\":\n\n", oaText(" a time"))},
+		{"chunk that is not an object", streamSSE(oaRole, oaText("Once"), oaText(" upon"), "data: [1,2]\n\n", oaText(" a time"))},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			api := startAPI(t, tc.handler)
