@@ -558,7 +558,6 @@ func (t contentChunkTemplate) appendFrame(b []byte, text string) []byte {
 	return append(b, t.suffix...)
 }
 
-
 // appendJSONString appends s as encoding/json writes it. Text of plain printable ASCII (most
 // tokens) is written as is; anything else goes through encoding/json, so the escaping (HTML
 // characters, U+2028, invalid UTF-8) stays exactly the library's.

@@ -8,11 +8,17 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // LocalBlobStore keeps blobs as files under a root folder.
 type LocalBlobStore struct {
 	root string
+
+	// wrapWrite, when set, stands between a Put and its temporary file. It is a test seam
+	// only: where a small filesystem cannot be mounted (not root), the disk-full tests make
+	// writes fail with ENOSPC through it. nil in production.
+	wrapWrite func(f *os.File) io.Writer
 }
 
 var _ BlobStore = (*LocalBlobStore)(nil)
@@ -33,22 +39,34 @@ func (l *LocalBlobStore) resolve(key string) (string, error) {
 	return filepath.Join(l.root, filepath.FromSlash(key)), nil
 }
 
-// Put implements BlobStore: it writes to a temporary file and renames it, so readers never see
-// half a blob and a failed write (disk full) leaves the previous one intact.
+// Put implements BlobStore: it writes to a temporary file in the blob's folder, syncs it and
+// renames it over the key, so readers never see half a blob, a failed write (disk full)
+// leaves the previous one intact, and a crash right after Put returns cannot leave an empty
+// or short file under the key (the rename reaching the disk before the data would).
 func (l *LocalBlobStore) Put(ctx context.Context, key string, r io.Reader, _ string) error {
 	p, err := l.resolve(key)
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	dir := filepath.Dir(p)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("blob put %s: %w", key, err)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+	tmp, err := os.CreateTemp(dir, ".tmp-*")
 	if err != nil {
 		return fmt.Errorf("blob put %s: %w", key, err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := io.Copy(tmp, contextReader{ctx: ctx, r: r}); err != nil {
+	var w io.Writer = tmp
+	if l.wrapWrite != nil {
+		w = l.wrapWrite(tmp)
+	}
+	if _, err := io.Copy(w, contextReader{ctx: ctx, r: r}); err != nil {
+		_ = tmp.Close()
+		return fmt.Errorf("blob put %s: %w", key, err)
+	}
+	// Some filesystems (NFS, quotas) report a full disk only when the data is flushed.
+	if err := tmp.Sync(); err != nil {
 		_ = tmp.Close()
 		return fmt.Errorf("blob put %s: %w", key, err)
 	}
@@ -58,7 +76,29 @@ func (l *LocalBlobStore) Put(ctx context.Context, key string, r io.Reader, _ str
 	if err := os.Rename(tmp.Name(), p); err != nil {
 		return fmt.Errorf("blob put %s: %w", key, err)
 	}
+	if err := syncDir(dir); err != nil {
+		// The new blob is in place but might not survive a crash: say so, so a caller that
+		// deletes its source afterwards (archival) keeps it and tries again.
+		return fmt.Errorf("blob put %s: sync folder: %w", key, err)
+	}
 	return nil
+}
+
+// syncDir makes a rename in dir durable. Filesystems that cannot sync a folder say EINVAL;
+// there the rename is as durable as it gets, which is not an error.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if errors.Is(err, syscall.EINVAL) {
+		return nil
+	}
+	return err
 }
 
 // Get implements BlobStore.

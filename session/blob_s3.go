@@ -10,8 +10,10 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -46,9 +48,15 @@ type S3BlobConfig struct {
 	// "dartmouth/tts/ab.mp3"), so several deployments can share a bucket. Default "" (none).
 	// It follows the key rules; a trailing slash is optional.
 	Prefix string
-	// HTTPClient sends the requests. Default: the SDK's client (timeouts, keep-alive, retries
-	// for throttling and 5xx).
+	// HTTPClient sends the requests. Default: the SDK's client (timeouts, keep-alive).
 	HTTPClient *http.Client
+	// MaxAttempts is how many times one operation is tried before its error is returned.
+	// 500/502/503/504, throttling (429, SlowDown) and broken or refused connections are
+	// retried with jittered exponential backoff; a reply that means "no" (403, 404) is
+	// returned at once. Default 3 (the SDK's).
+	MaxAttempts int
+	// MaxBackoff caps the wait between two attempts. Default 20s (the SDK's).
+	MaxBackoff time.Duration
 }
 
 // S3BlobStore keeps blobs in an S3-compatible bucket. Keys follow the same rule as the local
@@ -108,6 +116,19 @@ func NewS3BlobStore(cfg S3BlobConfig) (*S3BlobStore, error) {
 	if cfg.HTTPClient != nil {
 		opts.HTTPClient = cfg.HTTPClient
 	}
+	// The SDK's standard retryer, as s3.New would build it, with the configured limits, and
+	// 429 retried too: R2 and GCS answer it, with no error code the SDK knows, to more than
+	// one write of a key per second, which the TTS cache does when replicas synthesize the
+	// same sentence at once.
+	opts.Retryer = retry.NewStandard(func(o *retry.StandardOptions) {
+		if cfg.MaxAttempts > 0 {
+			o.MaxAttempts = cfg.MaxAttempts
+		}
+		if cfg.MaxBackoff > 0 {
+			o.MaxBackoff = cfg.MaxBackoff
+		}
+		o.Retryables = append(o.Retryables, retry.RetryableHTTPStatusCode{Codes: map[int]struct{}{http.StatusTooManyRequests: {}}})
+	})
 	if custom {
 		opts.BaseEndpoint = aws.String(cfg.Endpoint)
 		// Since 2025 the SDK adds CRC checksums to every upload by default, which several
