@@ -119,8 +119,11 @@ type Server struct {
 	log     *slog.Logger
 	started time.Time
 
-	// drain is closed when shutdown begins: WebSocket sessions finish their turn and close.
-	drain chan struct{}
+	// drainCtx ends when shutdown begins (drain is its Done): WebSocket sessions finish their
+	// turn and close.
+	drainCtx   context.Context
+	startDrain context.CancelFunc
+	drain      <-chan struct{}
 	// socketsMu orders socket registration before the shutdown's Wait.
 	socketsMu sync.Mutex
 	closing   bool
@@ -174,8 +177,10 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Identify == nil {
 		cfg.Identify = IdentifyByIP
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now(), drain: make(chan struct{}),
+	s := &Server{cfg: cfg, log: cfg.Logger, started: time.Now(),
 		metrics: newMetrics(), voiceLimits: cfg.VoiceSessions.withDefaults()}
+	s.drainCtx, s.startDrain = context.WithCancel(context.Background())
+	s.drain = s.drainCtx.Done()
 	s.hardStop, s.cancelHardStop = context.WithCancel(context.Background())
 	if err := s.setupAuth(); err != nil {
 		return nil, err
@@ -275,7 +280,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.socketsMu.Lock()
 	if !s.closing {
 		s.closing = true
-		close(s.drain)
+		s.startDrain()
 	}
 	s.socketsMu.Unlock()
 	sockets := make(chan struct{})

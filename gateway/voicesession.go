@@ -265,6 +265,10 @@ func (vs *voiceSession) checkDeclaredFormat(frame []byte) error {
 // PushText starts a turn from text (a typed message, or the device's transcript).
 func (vs *voiceSession) PushText(text string) error { return vs.apiError(vs.pipe.PushText(text)) }
 
+// Drain stops taking input and waits until the turn in progress has delivered its last event
+// (see voice.Pipeline.Drain).
+func (vs *voiceSession) Drain(ctx context.Context) error { return vs.pipe.Drain(ctx) }
+
 // Commit ends the utterance in progress now; false when there was none.
 func (vs *voiceSession) Commit() bool { return vs.pipe.Commit() }
 
@@ -290,6 +294,9 @@ func (vs *voiceSession) apiError(err error) error {
 	}
 	if errors.Is(err, voice.ErrPipelineClosed) {
 		return newAPIError(http.StatusGone, CodeSessionExpired, "the voice session has ended")
+	}
+	if errors.Is(err, voice.ErrDraining) {
+		return newAPIError(http.StatusServiceUnavailable, CodeShuttingDown, "the gateway is shutting down: the reply in progress finishes, then reconnect")
 	}
 	return err
 }

@@ -173,6 +173,10 @@ func (ws *wsSession) pushAudio(frame []byte) {
 		return
 	}
 	if err := vs.Push(frame); err != nil {
+		var apiErr *APIError
+		if errors.As(err, &apiErr) && apiErr.Code == CodeShuttingDown {
+			return // the microphone goes on while the session drains; one frame after another is no news
+		}
 		ws.sendAPIError("", err)
 	}
 }

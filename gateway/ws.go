@@ -128,13 +128,23 @@ type runningTurn struct {
 func (ws *wsSession) serve() {
 	s := ws.srv
 	ws.ctx, ws.cancel = context.WithCancel(s.hardStop)
+	// No goroutine per session waits for the drain: an idle connection costs its memory
+	// alone. A closeOnDrain that has begun is waited for last, after the connection is shut.
+	drainDone := make(chan struct{})
+	stopDrainWatch := context.AfterFunc(s.drainCtx, func() {
+		defer close(drainDone)
+		ws.closeOnDrain()
+	})
+	defer func() {
+		if !stopDrainWatch() {
+			<-drainDone
+		}
+	}()
 	defer ws.cancel()
 	defer ws.conn.CloseNow()
 	// Read up to twice the limit so an oversized frame can be told apart from a broken one
 	// and answered with an error frame before closing.
 	ws.conn.SetReadLimit(2 * s.cfg.WSMaxFrameBytes)
-
-	go ws.closeOnDrain()
 
 	for {
 		readCtx, cancelRead := context.WithTimeout(ws.ctx, s.cfg.WSIdleTimeout)
@@ -179,25 +189,45 @@ func (ws *wsSession) serve() {
 }
 
 // closeOnDrain ends the session politely when the gateway shuts down: a running turn finishes
-// first, then the client is told to reconnect elsewhere.
+// first (a voice reply too, and the reply to speech the user had just finished), then the
+// client is told to reconnect elsewhere. The shutdown grace bounds the wait: ws.ctx ends
+// with hardStop.
 func (ws *wsSession) closeOnDrain() {
-	select {
-	case <-ws.ctx.Done():
-		return
-	case <-ws.srv.drain:
-	}
 	ws.mu.Lock()
 	ws.closing = true
+	vs := ws.voice
 	ws.mu.Unlock()
 	ws.turnsDone.Wait()
+	if vs != nil {
+		_ = vs.Drain(ws.ctx)
+		ws.endVoice() // every event was taken: the writer sends them all before it returns
+	}
 	ws.conn.Close(websocket.StatusGoingAway, "server shutting down")
 	ws.cancel()
 }
 
-func (ws *wsSession) handle(data []byte) {
+// parseClientFrame decodes one JSON control frame; a frame that is not JSON or has no known
+// type comes back as the error frame to answer instead. It touches no connection state, so
+// it can be fuzzed on its own.
+func parseClientFrame(data []byte) (clientFrame, *serverFrame) {
 	var f clientFrame
 	if err := json.Unmarshal(data, &f); err != nil {
-		ws.sendError("", CodeInvalidJSON, "malformed JSON frame: "+err.Error())
+		return f, &serverFrame{Type: "error", Code: CodeInvalidJSON, Message: "malformed JSON frame: " + err.Error()}
+	}
+	switch f.Type {
+	case "ping", "session.start", "text", "interrupt", "audio.end":
+		return f, nil
+	case "":
+		return f, &serverFrame{Type: "error", ID: f.ID, Code: CodeValidation, Message: "frame has no type"}
+	default:
+		return f, &serverFrame{Type: "error", ID: f.ID, Code: CodeUnknownType, Message: "unknown frame type " + strconvQuote(f.Type)}
+	}
+}
+
+func (ws *wsSession) handle(data []byte) {
+	f, refused := parseClientFrame(data)
+	if refused != nil {
+		ws.send(*refused)
 		return
 	}
 	switch f.Type {
@@ -223,10 +253,6 @@ func (ws *wsSession) handle(data []byte) {
 		ws.mu.Unlock()
 	case "audio.end":
 		ws.endAudio(f)
-	case "":
-		ws.sendError(f.ID, CodeValidation, "frame has no type")
-	default:
-		ws.sendError(f.ID, CodeUnknownType, "unknown frame type "+strconvQuote(f.Type))
 	}
 }
 
@@ -316,6 +342,14 @@ func (ws *wsSession) runTurn(ctx context.Context, f clientFrame, conv agents.Con
 		AgentID: conv.AgentID, SessionID: conv.SessionID, UserID: conv.UserID, Message: f.Text, Context: f.Context,
 	})
 	if err != nil {
+		switch {
+		case ws.ctx.Err() != nil:
+			return nil
+		case errors.Is(err, context.Canceled):
+			// An interrupt that lands while the turn is still starting (found by
+			// FuzzWebSocketFrames): nothing was generated or stored, and it is no server fault.
+			return &serverFrame{Type: "response.interrupted", ID: f.ID, SessionID: conv.SessionID}
+		}
 		return ws.errorFrame(f.ID, err)
 	}
 	res, err := t.Run(ctx, func(text string) error {

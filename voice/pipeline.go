@@ -131,6 +131,9 @@ var (
 	ErrEventsStalled = errors.New("voice pipeline: the event consumer stopped reading")
 	// ErrBadAudio wraps a frame Push could not decode (with the audio package's error).
 	ErrBadAudio = errors.New("voice pipeline: bad audio frame")
+	// ErrDraining is returned by Push and PushText once Drain has begun: the session takes no
+	// more input, it only finishes what it has.
+	ErrDraining = errors.New("voice pipeline: draining")
 )
 
 // PipelineConfig configures a Pipeline. Every zero field takes its default.
@@ -369,6 +372,10 @@ type Pipeline struct {
 	turns    int64
 	interr   int64
 	wake     chan struct{} // a turn is pending
+	// draining is set by Drain; drainChanged is closed (and replaced) when a turn ends or an
+	// event is handed over while it is set, for Drain to look again.
+	draining     bool
+	drainChanged chan struct{}
 
 	base       context.Context // cancelled by Close, a stall, or the end of Run
 	stop       context.CancelCauseFunc
@@ -604,6 +611,9 @@ func (p *Pipeline) Push(frame []byte) error {
 	if len(frame) == 0 {
 		return nil
 	}
+	if p.isDraining() {
+		return ErrDraining
+	}
 	p.inMu.Lock()
 	defer p.inMu.Unlock()
 	var pcm []int16
@@ -675,6 +685,9 @@ func (p *Pipeline) PushText(text string) error {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.draining {
+		return ErrDraining
+	}
 	if p.active != nil {
 		p.cancelTurnLocked(p.active, InterruptText)
 	}
@@ -694,6 +707,62 @@ func (p *Pipeline) Interrupt() bool {
 	}
 	p.cancelTurnLocked(p.active, InterruptClient)
 	return true
+}
+
+// Drain ends the session's input and waits for what it has to finish, for a graceful
+// shutdown: speech in progress becomes a turn (as Commit), later Push and PushText return
+// ErrDraining, and Drain returns nil once no turn is running or waiting and the consumer has
+// taken every event, so a Close after it discards nothing. It returns ctx's error when ctx
+// ends first, and ErrPipelineClosed when the pipeline stops meanwhile.
+func (p *Pipeline) Drain(ctx context.Context) error {
+	p.CloseInput()
+	for {
+		p.mu.Lock()
+		idle := p.active == nil && len(p.pending) == 0
+		if p.drainChanged == nil {
+			p.drainChanged = make(chan struct{})
+		}
+		changed := p.drainChanged
+		p.mu.Unlock()
+		if idle {
+			p.q.mu.Lock()
+			idle = len(p.q.items) == 0 && !p.q.handing
+			p.q.mu.Unlock()
+		}
+		if idle {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-p.base.Done():
+			return ErrPipelineClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// CloseInput is Drain's first step on its own: speech in progress becomes a turn, and later
+// Push and PushText return ErrDraining. It does not wait.
+func (p *Pipeline) CloseInput() {
+	p.Commit()
+	p.mu.Lock()
+	p.draining = true
+	p.mu.Unlock()
+}
+
+func (p *Pipeline) isDraining() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.draining
+}
+
+// drainStepLocked wakes Drain to look again (under mu).
+func (p *Pipeline) drainStepLocked() {
+	if p.draining && p.drainChanged != nil {
+		close(p.drainChanged)
+		p.drainChanged = nil
+	}
 }
 
 // onVAD acts on the VAD's events (under inMu).
@@ -831,6 +900,7 @@ func (p *Pipeline) cancelTurnLocked(t *turn, reason string) {
 	if p.active == t {
 		p.active = nil
 	}
+	p.drainStepLocked()
 	q := &p.q
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -889,6 +959,7 @@ func (p *Pipeline) finish(t *turn, ev Event) {
 	if p.active == t {
 		p.active = nil
 	}
+	p.drainStepLocked()
 	q := &p.q
 	q.mu.Lock()
 	if t.ended {
@@ -1244,6 +1315,12 @@ func (p *Pipeline) dispatch(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		}
+		p.q.mu.Lock()
+		p.q.handing = false
+		p.q.mu.Unlock()
+		p.mu.Lock()
+		p.drainStepLocked()
+		p.mu.Unlock()
 	}
 }
 
@@ -1260,6 +1337,7 @@ type eventQueue struct {
 	notify   chan struct{}
 	sent     int64
 	dropped  int64
+	handing  bool // dispatch holds an event the consumer has not taken yet
 }
 
 type queuedEvent struct {
@@ -1318,6 +1396,7 @@ func (q *eventQueue) next(ctx context.Context) (Event, bool) {
 			} else {
 				q.text--
 			}
+			q.handing = true
 			q.mu.Unlock()
 			return it.ev, true
 		}
