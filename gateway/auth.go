@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"path"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/dartmouth-gw/dartmouth/agents"
@@ -123,9 +122,6 @@ type authState struct {
 	ttl      time.Duration
 	clock    session.Clock
 	parser   *jwt.Parser
-	// sockets holds the caller of each open WebSocket in keys mode, by request id: the
-	// session's frames arrive long after the upgrade request's context is gone.
-	sockets sync.Map
 }
 
 func newAuthState(cfg AuthConfig, log *slog.Logger) (*authState, error) {
@@ -227,17 +223,6 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return err
 		}
 		c.SetRequest(r.WithContext(withCaller(r.Context(), caller)))
-		if isWebSocketUpgrade(r) {
-			id := requestID(c)
-			if _, taken := s.auth.sockets.LoadOrStore(id, caller); taken {
-				// The request id came from the client and another open socket has it: this one
-				// gets its own, so neither can act as the other.
-				id = rand.Text()
-				c.Response().Header().Set(echo.HeaderXRequestID, id)
-				s.auth.sockets.Store(id, caller)
-			}
-			defer s.auth.sockets.Delete(id) // the handler returns when the socket closes
-		}
 		return next(c)
 	}
 }
@@ -387,16 +372,16 @@ func (s *Server) callerUser(c echo.Context, requested string) (string, error) {
 	return userOf(caller, requested)
 }
 
-// socketUser is callerUser for a WebSocket session, which knows its upgrade request by id.
-func (s *Server) socketUser(requestID, requested string) (string, error) {
+// socketUser is callerUser for a WebSocket session: its frames arrive long after the upgrade
+// request is gone, so the session keeps the caller the upgrade was authenticated as.
+func (s *Server) socketUser(caller Caller, authenticated bool, requested string) (string, error) {
 	if s.auth.mode != AuthKeys {
 		return requested, nil
 	}
-	v, ok := s.auth.sockets.Load(requestID)
-	if !ok {
+	if !authenticated {
 		return "", errNoCredentials()
 	}
-	return userOf(v.(Caller), requested)
+	return userOf(caller, requested)
 }
 
 func userOf(caller Caller, requested string) (string, error) {

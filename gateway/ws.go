@@ -84,11 +84,17 @@ func (s *Server) websocket(c echo.Context) error {
 		conn.Close(websocket.StatusGoingAway, "server shutting down")
 		return nil
 	}
-	defer s.sockets.Done()
 	ws := &wsSession{srv: s, conn: conn, requestID: requestID(c)}
+	ws.caller, ws.authenticated = CallerFromContext(r.Context())
 	ws.rateKey, ws.rateLimit = s.rateLimitFor(r)
 	_, ws.plan = s.cfg.Identify(r)
-	ws.serve()
+	// The session runs on a goroutine of its own and the handler returns: the upgrade's
+	// goroutine has grown its stack through the middleware, and an idle connection would keep
+	// it. Nothing here touches c after this point (echo reuses it).
+	go func() {
+		defer s.sockets.Done()
+		ws.serve()
+	}()
 	return nil
 }
 
@@ -98,6 +104,9 @@ type wsSession struct {
 	srv       *Server
 	conn      *websocket.Conn
 	requestID string
+	// caller is who the upgrade request was authenticated as (keys mode).
+	caller        Caller
+	authenticated bool
 	// rateKey and rateLimit identify the caller for the per-turn rate limit (ratelimit.go).
 	rateKey   string
 	rateLimit Limit
@@ -234,7 +243,15 @@ func (ws *wsSession) handle(data []byte) {
 	case "ping":
 		ws.send(serverFrame{Type: "pong", ID: f.ID})
 	case "session.start":
-		ws.startSession(f)
+		// On a goroutine of its own, waited for: opening the session goes deep into the store
+		// (SQLite's frames are large), and the read loop's goroutine, which lives as long as
+		// the connection, would keep that stack while the connection idles.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			ws.startSession(f)
+		}()
+		<-done
 	case "text":
 		if vs := ws.voiceSession(); vs != nil {
 			ws.voiceText(vs, f)
@@ -266,7 +283,7 @@ func (ws *wsSession) startSession(f clientFrame) {
 	}
 	ctx, cancel := context.WithTimeout(ws.ctx, ws.srv.cfg.RequestTimeout)
 	defer cancel()
-	userID, err := ws.srv.socketUser(ws.requestID, f.UserID)
+	userID, err := ws.srv.socketUser(ws.caller, ws.authenticated, f.UserID)
 	if err != nil {
 		ws.sendAPIError(f.ID, err)
 		return
