@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -312,13 +313,9 @@ func TestProviderFaultsAtTheEdge(t *testing.T) {
 
 // PostgreSQL down and back, at the edge: while it is down a chat fails at once with the error
 // envelope (no hang, no half-stored turn) and /health/ready names the database; once it is
-// back the same session goes on and the conversation from before the outage is whole.
-//
-// The documented answer during the outage is 503 unavailable with Retry-After. Today it is
-// 500 internal_error: only the store's retried writes (messages, costs) are marked
-// session.ErrUnavailable, and a turn first reads (EnsureUser, GetSession), whose connection
-// errors come back unmarked. The status is therefore held to "a server error" here, until the
-// store marks every connection error.
+// back the same session goes on and the conversation from before the outage is whole. The
+// answer during the outage is the documented 503 with Retry-After: the store is down, the
+// request is not at fault.
 func TestPostgreSQLOutageAtTheEdge(t *testing.T) {
 	srv := pgtest.Start(t)
 	quiet := slog.New(slog.DiscardHandler)
@@ -357,8 +354,11 @@ func TestPostgreSQLOutageAtTheEdge(t *testing.T) {
 		envelope, _ := out["error"].(map[string]any)
 		code, _ := envelope["code"].(string)
 		requestID, _ := envelope["requestId"].(string)
-		if resp.StatusCode < 500 || code == "" || requestID == "" {
-			t.Fatalf("chat with PostgreSQL down: %d %v; want a server error in the envelope", resp.StatusCode, out)
+		if resp.StatusCode != http.StatusServiceUnavailable || code != gateway.CodeUnavailable || requestID == "" {
+			t.Fatalf("chat with PostgreSQL down: %d %v; want 503 %s in the envelope", resp.StatusCode, out, gateway.CodeUnavailable)
+		}
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err != nil || secs < 1 {
+			t.Fatalf("chat with PostgreSQL down: Retry-After %q; want whole seconds", resp.Header.Get("Retry-After"))
 		}
 	}
 	ready, err := http.Get(g.URL + "/health/ready")

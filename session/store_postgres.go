@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"reflect"
 	"strings"
 	"syscall"
 	"time"
@@ -16,6 +18,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // migrationLockKey names the PostgreSQL advisory lock the migrations run under: the bytes of
@@ -29,9 +33,13 @@ var postgresDialect = dialect{
 	lockMigrations:       fmt.Sprintf(`SELECT pg_advisory_xact_lock(%d)`, migrationLockKey),
 }
 
-// ErrUnavailable marks a write that could not reach the database for as long as it was
-// allowed to retry (its context, or PostgresConfig.WriteRetry): nothing was stored, and the
-// caller should report the store as down (HTTP 503) rather than the request as bad.
+// ErrUnavailable marks an error of the store that says the database cannot be reached: a
+// connection refused or lost, a server shutting down or starting, SQLite's write lock held by
+// another process beyond the busy timeout (see isUnavailable), or a write that kept retrying
+// through such errors for as long as it was allowed (its context, or
+// PostgresConfig.WriteRetry; such a write stored nothing). The caller should report the
+// store as down (HTTP 503) rather than the request as bad. Every SQLStore method marks its
+// errors so: the connections themselves do (markingConnector), so no query has to.
 var ErrUnavailable = errors.New("database unavailable")
 
 // PostgresConfig configures OpenPostgres.
@@ -85,7 +93,7 @@ func OpenPostgres(ctx context.Context, cfg PostgresConfig) (*SQLStore, error) {
 	// Nothing is prepared: one round trip per statement, no statement cache to go stale
 	// after a migration, and the store works behind a transaction-pooling PgBouncer.
 	conn.DefaultQueryExecMode = pgx.QueryExecModeExec
-	db := stdlib.OpenDB(*conn)
+	db := sql.OpenDB(markingConnector{stdlib.GetConnector(*conn)})
 	db.SetMaxOpenConns(cfg.MaxConns)
 	db.SetMaxIdleConns(cfg.MaxConns)
 	db.SetConnMaxIdleTime(cfg.MaxIdleTime)
@@ -201,4 +209,229 @@ func isConnectionError(err error) bool {
 func isUniqueViolation(err error, constraint string) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == constraint
+}
+
+// isUnavailable reports whether err means the database cannot serve anyone right now, rather
+// than that it refused this statement: a connection error (isConnectionError), or SQLite
+// still finding the database locked by another process when its busy timeout ran out. A
+// caller that cancelled or ran out of time is not told the database is down, even while
+// dialling: its own deadline is the better answer.
+func isUnavailable(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var liteErr *sqlite.Error
+	if errors.As(err, &liteErr) {
+		// Extended codes (SQLITE_BUSY_SNAPSHOT ...) keep the primary code in the low byte.
+		return liteErr.Code()&0xff == sqlite3.SQLITE_BUSY
+	}
+	return isConnectionError(err)
+}
+
+// markUnavailable returns err marked as ErrUnavailable when isUnavailable says so, else err
+// itself, so sentinels database/sql compares by identity (driver.ErrSkip, io.EOF) pass
+// through untouched.
+func markUnavailable(err error) error {
+	if !isUnavailable(err) || errors.Is(err, ErrUnavailable) {
+		return err
+	}
+	return unavailableError{err}
+}
+
+// unavailableError is an error marked ErrUnavailable. Its text is the error's own: the store
+// method wrapping it names what failed, and a retried write that gives up says "database
+// unavailable" once, not twice. The driver's error stays in the chain for errors.As and
+// errors.Is (driver.ErrBadConn, which database/sql retries on another connection).
+type unavailableError struct{ err error }
+
+func (e unavailableError) Error() string   { return e.err.Error() }
+func (e unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.err} }
+
+// markingConnector hands database/sql connections whose errors are marked (markUnavailable),
+// for either engine: every method of the store, in whichever file, then reports an outage as
+// ErrUnavailable without each query checking for one. Prepared statements are not wrapped:
+// the store never prepares (both drivers run queries on the connection), and a wrapper would
+// hide the statement's optional interfaces from database/sql.
+type markingConnector struct{ driver.Connector }
+
+// markedConn is what database/sql uses of a connection under markingConnector; the pgx and
+// SQLite (write gate) connections both provide it.
+type markedConn interface {
+	driver.Conn
+	driver.ConnBeginTx
+	driver.ConnPrepareContext
+	driver.ExecerContext
+	driver.QueryerContext
+	driver.Pinger
+}
+
+var (
+	_ driver.Connector = markingConnector{}
+	_ io.Closer        = markingConnector{}
+	_ markedConn       = (*markingConn)(nil)
+)
+
+func (c markingConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil {
+		return nil, markUnavailable(err)
+	}
+	inner, ok := conn.(markedConn)
+	if !ok {
+		_ = conn.Close()
+		return nil, fmt.Errorf("sql: the %T connection lacks the context methods", conn)
+	}
+	return &markingConn{markedConn: inner}, nil
+}
+
+// Close closes the driver's connector when it holds something: database/sql calls it on
+// DB.Close.
+func (c markingConnector) Close() error {
+	if closer, ok := c.Connector.(io.Closer); ok {
+		return closer.Close()
+	}
+	return nil
+}
+
+// markingConn marks the errors of a connection and of its transactions and rows. The optional
+// interfaces it forwards answer as database/sql does when the driver lacks them.
+type markingConn struct{ markedConn }
+
+func (c *markingConn) Prepare(query string) (driver.Stmt, error) {
+	return c.PrepareContext(context.Background(), query)
+}
+
+func (c *markingConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	stmt, err := c.markedConn.PrepareContext(ctx, query)
+	return stmt, markUnavailable(err)
+}
+
+func (c *markingConn) Begin() (driver.Tx, error) {
+	return c.BeginTx(context.Background(), driver.TxOptions{})
+}
+
+func (c *markingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
+	tx, err := c.markedConn.BeginTx(ctx, opts)
+	if err != nil {
+		return nil, markUnavailable(err)
+	}
+	return markingTx{tx}, nil
+}
+
+func (c *markingConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	res, err := c.markedConn.ExecContext(ctx, query, args)
+	return res, markUnavailable(err)
+}
+
+func (c *markingConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	rows, err := c.markedConn.QueryContext(ctx, query, args)
+	if err != nil {
+		return nil, markUnavailable(err)
+	}
+	return &markingRows{rows}, nil
+}
+
+func (c *markingConn) Ping(ctx context.Context) error {
+	return markUnavailable(c.markedConn.Ping(ctx))
+}
+
+// CheckNamedValue lets pgx take the arguments it encodes itself; without a checker,
+// database/sql's default conversion applies.
+func (c *markingConn) CheckNamedValue(v *driver.NamedValue) error {
+	if checker, ok := c.markedConn.(driver.NamedValueChecker); ok {
+		return checker.CheckNamedValue(v)
+	}
+	return driver.ErrSkip
+}
+
+// ResetSession and IsValid stay unmarked: database/sql alone sees them, and acts on
+// driver.ErrBadConn.
+func (c *markingConn) ResetSession(ctx context.Context) error {
+	if resetter, ok := c.markedConn.(driver.SessionResetter); ok {
+		return resetter.ResetSession(ctx)
+	}
+	return nil
+}
+
+func (c *markingConn) IsValid() bool {
+	if validator, ok := c.markedConn.(driver.Validator); ok {
+		return validator.IsValid()
+	}
+	return true
+}
+
+// markingTx marks the errors of a commit or a rollback (SQLite may find the database busy
+// at commit; PostgreSQL may lose the connection there).
+type markingTx struct{ tx driver.Tx }
+
+func (t markingTx) Commit() error   { return markUnavailable(t.tx.Commit()) }
+func (t markingTx) Rollback() error { return markUnavailable(t.tx.Rollback()) }
+
+// markingRows marks the errors of reading rows: a connection lost mid-result. io.EOF, the
+// end of the rows, goes back as is (database/sql compares it by identity).
+type markingRows struct{ driver.Rows }
+
+func (r *markingRows) Next(dest []driver.Value) error {
+	err := r.Rows.Next(dest)
+	if err == io.EOF {
+		return err
+	}
+	return markUnavailable(err)
+}
+
+func (r *markingRows) Close() error { return markUnavailable(r.Rows.Close()) }
+
+func (r *markingRows) HasNextResultSet() bool {
+	if next, ok := r.Rows.(driver.RowsNextResultSet); ok {
+		return next.HasNextResultSet()
+	}
+	return false
+}
+
+func (r *markingRows) NextResultSet() error {
+	if next, ok := r.Rows.(driver.RowsNextResultSet); ok {
+		err := next.NextResultSet()
+		if err == io.EOF {
+			return err
+		}
+		return markUnavailable(err)
+	}
+	return io.EOF
+}
+
+// The column types are the driver's, for Rows.ColumnTypes (the backup reads them).
+
+func (r *markingRows) ColumnTypeScanType(index int) reflect.Type {
+	if prop, ok := r.Rows.(driver.RowsColumnTypeScanType); ok {
+		return prop.ColumnTypeScanType(index)
+	}
+	return reflect.TypeFor[any]()
+}
+
+func (r *markingRows) ColumnTypeDatabaseTypeName(index int) string {
+	if prop, ok := r.Rows.(driver.RowsColumnTypeDatabaseTypeName); ok {
+		return prop.ColumnTypeDatabaseTypeName(index)
+	}
+	return ""
+}
+
+func (r *markingRows) ColumnTypeLength(index int) (int64, bool) {
+	if prop, ok := r.Rows.(driver.RowsColumnTypeLength); ok {
+		return prop.ColumnTypeLength(index)
+	}
+	return 0, false
+}
+
+func (r *markingRows) ColumnTypeNullable(index int) (nullable, ok bool) {
+	if prop, ok := r.Rows.(driver.RowsColumnTypeNullable); ok {
+		return prop.ColumnTypeNullable(index)
+	}
+	return false, false
+}
+
+func (r *markingRows) ColumnTypePrecisionScale(index int) (precision, scale int64, ok bool) {
+	if prop, ok := r.Rows.(driver.RowsColumnTypePrecisionScale); ok {
+		return prop.ColumnTypePrecisionScale(index)
+	}
+	return 0, 0, false
 }

@@ -102,7 +102,9 @@ func OpenSQLite(ctx context.Context, cfg SQLiteConfig) (*SQLStore, error) {
 	}
 	dsn := fmt.Sprintf("file:%s?_pragma=journal_mode(WAL)&_pragma=busy_timeout(%d)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate",
 		cfg.Path, cfg.BusyTimeout.Milliseconds())
-	db := sql.OpenDB(newWriteGateConnector(dsn))
+	// Marked errors: SQLITE_BUSY once the busy timeout has run out (another process holds the
+	// write lock) reports the store as unavailable, not the request as failed.
+	db := sql.OpenDB(markingConnector{newWriteGateConnector(dsn)})
 	// database/sql keeps 2 idle connections by default: under concurrent requests each new
 	// one re-opens the file and re-runs the pragmas, which cost more than the queries.
 	db.SetMaxIdleConns(16)
