@@ -289,13 +289,26 @@ func (s *SQLStore) EnsureUser(ctx context.Context, id, plan string) (User, error
 	if plan == "" {
 		plan = "free"
 	}
-	if _, err := s.db.ExecContext(ctx, s.dialect.rebind(`INSERT INTO users (id, plan, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`), id, plan, s.now()); err != nil {
+	// Read first: every turn ensures its user, nearly always one that exists, and a read does
+	// not queue behind the single writer the way the insert would.
+	u, err := s.getUser(ctx, id)
+	if errors.Is(err, sql.ErrNoRows) {
+		if _, err := s.db.ExecContext(ctx, s.dialect.rebind(`INSERT INTO users (id, plan, created_at) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING`), id, plan, s.now()); err != nil {
+			return User{}, fmt.Errorf("ensure user %s: %w", id, err)
+		}
+		u, err = s.getUser(ctx, id)
+	}
+	if err != nil {
 		return User{}, fmt.Errorf("ensure user %s: %w", id, err)
 	}
+	return u, nil
+}
+
+func (s *SQLStore) getUser(ctx context.Context, id string) (User, error) {
 	var u User
 	var created int64
 	if err := s.db.QueryRowContext(ctx, s.dialect.rebind(`SELECT id, plan, created_at FROM users WHERE id = ?`), id).Scan(&u.ID, &u.Plan, &created); err != nil {
-		return User{}, fmt.Errorf("ensure user %s: %w", id, err)
+		return User{}, err
 	}
 	u.CreatedAt = time.UnixMilli(created)
 	return u, nil
