@@ -11,7 +11,7 @@ TESTFLAGS ?= -race -count=1 -timeout 15m
 # possible; set DARTMOUTH_INSTALL_SPEECH=0 to skip.
 DARTMOUTH_INSTALL_SPEECH ?= 1
 
-.PHONY: run build test test-deps lint bench bench-go soak speech-engines clean
+.PHONY: run build test test-deps lint fuzz bench bench-go soak speech-engines clean
 
 run: build speech-engines
 	exec "$(abspath $(BIN))" serve
@@ -67,11 +67,43 @@ test-deps:
 test: test-deps lint
 	$(GO) test $(TESTFLAGS) ./...
 	$(GO) test $(TESTFLAGS) -tags 'libopus nolibopusfile' ./voice/ ./voice/audio/
+	@if [ "$$CI" = "true" ]; then $(MAKE) --no-print-directory fuzz FUZZTIME=2s; fi
 
 lint:
 	@out=$$(gofmt -l cmd gateway voice agents session web bench); \
 	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+# Every fuzz target of the repository (found by `func Fuzz` in the test files, so a new one is
+# never left out), one at a time, each for FUZZTIME with one worker (the machines are small and
+# shared). Each package's instrumented test binary is built once for all its targets. Prints
+# each target's final "fuzz: elapsed ..., execs ..." line; a crasher (written to the package's
+# testdata/fuzz/<Target>/) fails the run once the remaining targets have run.
+# Minimizing is capped by count: the socket targets' coverage varies with scheduling, and the
+# default 60 s per "new" input would eat the whole run.
+FUZZTIME         ?= 1m
+FUZZMINIMIZETIME ?= 200x
+FUZZDIRS         := cmd gateway voice agents session web bench
+
+fuzz:
+	@tmp=$$(mktemp -d); failed=; cache=$$($(GO) env GOCACHE)/fuzz; \
+	for dir in $$(grep -rl --include='*_test.go' '^func Fuzz' $(FUZZDIRS) | xargs -n 1 dirname | sort -u); do \
+	  bin=$$tmp/$$(echo $$dir | tr / _).test; \
+	  if ! $(GO) test -c -fuzz . -o $$bin ./$$dir >$$tmp/log 2>&1; then \
+	    cat $$tmp/log; failed="$$failed ./$$dir(build)"; continue; \
+	  fi; \
+	  pkg=$$($(GO) list ./$$dir); \
+	  for name in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go | sed 's/^func //' | sort); do \
+	    echo "== ./$$dir $$name"; \
+	    if (cd $$dir && $$bin -test.run '^$$' -test.fuzz "^$$name\$$" -test.fuzztime $(FUZZTIME) \
+	        -test.fuzzminimizetime $(FUZZMINIMIZETIME) -test.parallel 1 -test.fuzzcachedir $$cache/$$pkg) >$$tmp/log 2>&1; then \
+	      grep '^fuzz: elapsed' $$tmp/log | tail -n 1; \
+	    else \
+	      grep -v '^fuzz: elapsed' $$tmp/log | tail -n 30; failed="$$failed ./$$dir:$$name"; \
+	    fi; \
+	  done; \
+	done; rm -rf $$tmp; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed"; exit 1; fi
 
 # The benchmark table of issue 9 (bench/main.go): a real gateway process on loopback with an
 # instant fake provider, and the packages' Go benchmarks; results in bench/results/.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -90,12 +92,34 @@ func (s *Server) websocket(c echo.Context) error {
 	_, ws.plan = s.cfg.Identify(r)
 	// The session runs on a goroutine of its own and the handler returns: the upgrade's
 	// goroutine has grown its stack through the middleware, and an idle connection would keep
-	// it. Nothing here touches c after this point (echo reuses it).
+	// it. Nothing here touches c after this point (echo reuses it), so the report a panic
+	// would make is filled in now; the recover middleware no longer covers the session.
+	report := s.errorReport(c, nil, http.StatusInternalServerError, CodeInternal, true)
 	go func() {
 		defer s.sockets.Done()
+		defer s.recoverSession(ws.conn, report)
 		ws.serve()
 	}()
 	return nil
+}
+
+// recoverSession is the recover middleware of a WebSocket session's goroutine: the panic is
+// logged and reported, the client gets an internal-error close, and the gateway goes on.
+func (s *Server) recoverSession(conn *websocket.Conn, report ErrorReport) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	err, ok := r.(error)
+	if !ok {
+		err = fmt.Errorf("%v", r)
+	}
+	s.log.Error("panic", "err", err, "requestId", report.RequestID, "stack", string(debug.Stack()))
+	if s.cfg.ErrorReporter != nil {
+		report.Err = err
+		s.cfg.ErrorReporter.Report(report)
+	}
+	conn.Close(websocket.StatusInternalError, "internal error")
 }
 
 // wsSession is one WebSocket connection. The read loop owns it; a turn runs in its own
@@ -247,11 +271,16 @@ func (ws *wsSession) handle(data []byte) {
 		// (SQLite's frames are large), and the read loop's goroutine, which lives as long as
 		// the connection, would keep that stack while the connection idles.
 		done := make(chan struct{})
+		var panicked any
 		go func() {
 			defer close(done)
+			defer func() { panicked = recover() }()
 			ws.startSession(f)
 		}()
 		<-done
+		if panicked != nil {
+			panic(panicked) // on the session's goroutine, where recoverSession takes it
+		}
 	case "text":
 		if vs := ws.voiceSession(); vs != nil {
 			ws.voiceText(vs, f)

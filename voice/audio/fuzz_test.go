@@ -6,7 +6,8 @@ import (
 	"testing"
 )
 
-// Fuzz targets. Seeds are added in code (no testdata/fuzz corpora); run one with e.g.
+// Fuzz targets. Seeds are added in code, plus real MP3s for FuzzDecode in testdata/fuzz (and
+// mp3_fuzz_test.go for the MP3 parsers); run one with e.g.
 //   go test -run '^$' -fuzz '^FuzzDecodeWAV$' -fuzztime 20s ./voice/audio
 // Every decoder must return, never panic, and wrap one of the package's sentinel errors.
 
