@@ -150,8 +150,8 @@ func (s *sseWriter) flushLocked() {
 	s.lastFlush = time.Now()
 	_ = s.rc.SetWriteDeadline(s.lastFlush.Add(sseWriteTimeout))
 	_, err := s.w.Write(s.out)
-	if cap(s.out) > sseMaxBuffered {
-		s.out = nil // a burst's buffer is not kept for the rest of a long stream
+	if cap(s.out) > 4*sseMaxBuffered {
+		s.out = nil // an outsized frame's buffer is not kept for the rest of a long stream
 	} else {
 		s.out = s.out[:0]
 	}
