@@ -349,6 +349,7 @@ type rtcSession struct {
 
 	mu           sync.Mutex
 	closing      bool // no new track readers once set
+	shuttingDown bool // the drain closed the pipeline and ends the session itself
 	lastAudioErr map[string]time.Time
 
 	// sendMu orders every frame on the data channel, and guards the fields below.
@@ -562,8 +563,10 @@ func (rs *rtcSession) run() {
 		defer rs.wg.Done()
 		rs.runPipeline()
 	}()
+	forwarded := make(chan struct{}) // the events are all sent: the pipeline has closed
 	go func() {
 		defer rs.wg.Done()
+		defer close(forwarded)
 		for ev := range rs.vs.Events() {
 			rs.sendEvent(ev)
 		}
@@ -583,10 +586,24 @@ func (rs *rtcSession) run() {
 		select {
 		case <-rs.ctx.Done():
 		case <-drain:
+			// The reply in progress (or to speech just finished) is still played and its
+			// events sent, as on the WebSocket; rs.ctx ends with the shutdown grace.
+			// Closing the drained pipeline lets the forwarder send what it holds, so the
+			// last reply's events come before the shutdown error.
 			drain = nil
-			rs.sendError(CodeShuttingDown, "the gateway is shutting down; send a new offer with the sessionId to go on")
-			rs.flush()
-			rs.end(errRTCShuttingDown)
+			rs.wg.Add(1)
+			go func() {
+				defer rs.wg.Done()
+				_ = rs.vs.Drain(rs.ctx)
+				rs.mu.Lock()
+				rs.shuttingDown = true
+				rs.mu.Unlock()
+				rs.vs.Close()
+				<-forwarded
+				rs.sendError(CodeShuttingDown, "the gateway is shutting down; send a new offer with the sessionId to go on")
+				rs.flush()
+				rs.end(errRTCShuttingDown)
+			}()
 		case <-connectTimer.C:
 			rs.end(errRTCConnectTimeout)
 		case <-connected:
@@ -626,8 +643,13 @@ func (rs *rtcSession) runPipeline() {
 		rs.end(err)
 	case err != nil:
 		rs.end(err)
-	default: // closed by the teardown, whose cause is already set
-		rs.end(errRTCPeerClosed)
+	default: // closed by the teardown, whose cause is already set, or by the drain, which ends it
+		rs.mu.Lock()
+		draining := rs.shuttingDown
+		rs.mu.Unlock()
+		if !draining {
+			rs.end(errRTCPeerClosed)
+		}
 	}
 }
 

@@ -736,14 +736,21 @@ func TestWebRTCSessionEnds(t *testing.T) {
 		waitSessionsGone(t, g, "u-expire")
 	})
 	t.Run("shutdown", func(t *testing.T) {
-		g := instantVoiceGateway(t, 2*time.Second)
+		g := instantVoiceGateway(t, 300*time.Millisecond)
 		c := dialRTC(t, g, rtcClientOptions{offer: []rtcCodec{codecPCMU}, send: codecPCMU, channel: "events"},
 			map[string]any{"agentId": "fam", "userId": "u-drain"})
 		c.waitFor("session.started", nil)
+		// A reply is being spoken when the shutdown begins: it finishes, then the client is
+		// told to reconnect elsewhere.
+		c.sendFrame(map[string]any{"type": "text", "text": "Hello there."})
+		c.waitFor("response.delta", nil)
 		start := time.Now()
 		g.shutdown(t)
 		if d := time.Since(start); d > 5*time.Second {
 			t.Fatalf("shutdown took %v", d)
+		}
+		if done := c.waitFor("response.done", nil); done["text"] == "" {
+			t.Fatalf("response.done %v", done)
 		}
 		if f := c.waitFor("error", nil); f["code"] != gateway.CodeShuttingDown {
 			t.Fatalf("want shutting_down, got %v", f)
