@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dartmouth-gw/dartmouth/agents/pa/internal/apitest"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -24,12 +25,12 @@ const (
 	holidaysPath = "/calendars/en.usa%23holiday@group.v.calendar.google.com/events"
 )
 
-// newCalendar is a client of f whose retries are recorded instead of waited for.
-func newCalendar(t *testing.T, f *fakeAPI, w *waits, configure ...func(*gcal.Config)) *gcal.Client {
+// newCalendar is a client of f whose retries are apitest.Request instead of waited for.
+func newCalendar(t *testing.T, f *apitest.FakeAPI, w *apitest.Waits, configure ...func(*gcal.Config)) *gcal.Client {
 	t.Helper()
 	cfg := gcal.Config{
-		Tokens: gcal.StaticToken(accessToken), BaseURL: f.srv.URL, HTTPClient: f.srv.Client(),
-		Retry: gcal.RetryPolicy{Sleep: w.sleep}, Now: newClock().Now, Logger: slog.New(slog.DiscardHandler),
+		Tokens: gcal.StaticToken(accessToken), BaseURL: f.Srv.URL, HTTPClient: f.Srv.Client(),
+		Retry: gcal.RetryPolicy{Sleep: w.Sleep}, Now: newClock().Now, Logger: slog.New(slog.DiscardHandler),
 	}
 	for _, c := range configure {
 		c(&cfg)
@@ -61,20 +62,20 @@ func wantEvents(t *testing.T, got, want []gcal.Event) {
 
 func TestListEventsSendsTheDocumentedQueryAndFollowsPages(t *testing.T) {
 	newYork, paris := zone(t, "America/New_York"), zone(t, "Europe/Paris")
-	f := newFakeAPI(t,
-		reply{status: 200, body: `{"kind":"calendar#events","summary":"Holidays","timeZone":"America/New_York",
+	f := apitest.NewFakeAPI(t,
+		apitest.Reply{Status: 200, Body: `{"kind":"calendar#events","summary":"Holidays","timeZone":"America/New_York",
 			"nextPageToken":"page-2","items":[
 			{"id":"ev1","status":"confirmed","htmlLink":"https://www.google.com/calendar/event?eid=ev1","summary":"Call with Paris",
 			 "description":"Quarterly review","location":"Zoom",
 			 "start":{"dateTime":"2025-03-07T15:00:00+01:00","timeZone":"Europe/Paris"},
 			 "end":{"dateTime":"2025-03-07T16:00:00+01:00","timeZone":"Europe/Paris"}},
 			{"id":"ev2","status":"confirmed","summary":"Mom's birthday","start":{"date":"2025-03-07"},"end":{"date":"2025-03-08"}}]}`},
-		reply{status: 200, body: `{"kind":"calendar#events","timeZone":"America/New_York","items":[
+		apitest.Reply{Status: 200, Body: `{"kind":"calendar#events","timeZone":"America/New_York","items":[
 			{"id":"ev3","status":"cancelled","start":{"dateTime":"2025-03-07T10:00:00-05:00"},"end":{"dateTime":"2025-03-07T11:00:00-05:00"}},
 			{"id":"ev4","status":"tentative","summary":"Dentist","start":{"dateTime":"2025-03-07T22:00:00Z"},"end":{"dateTime":"2025-03-07T22:30:00Z"}}]}`},
 	)
 	from := time.Date(2025, time.March, 7, 0, 0, 0, 0, newYork)
-	events, err := newCalendar(t, f, &waits{}).ListEvents(t.Context(), holidays, from, from.AddDate(0, 0, 1))
+	events, err := newCalendar(t, f, &apitest.Waits{}).ListEvents(t.Context(), holidays, from, from.AddDate(0, 0, 1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func TestListEventsSendsTheDocumentedQueryAndFollowsPages(t *testing.T) {
 			Start: time.Date(2025, time.March, 7, 17, 0, 0, 0, newYork), End: time.Date(2025, time.March, 7, 17, 30, 0, 0, newYork),
 		},
 	})
-	got := f.requests()
+	got := f.Requests()
 	if len(got) != 2 {
 		t.Fatalf("%d requests, want 2 pages", len(got))
 	}
@@ -102,28 +103,28 @@ func TestListEventsSendsTheDocumentedQueryAndFollowsPages(t *testing.T) {
 		"singleEvents": {"true"}, "orderBy": {"startTime"}, "maxResults": {"250"},
 	}
 	for i, req := range got {
-		if req.method != http.MethodGet || req.path != holidaysPath {
-			t.Errorf("page %d: %s %s, want GET %s", i+1, req.method, req.path, holidaysPath)
+		if req.Method != http.MethodGet || req.Path != holidaysPath {
+			t.Errorf("page %d: %s %s, want GET %s", i+1, req.Method, req.Path, holidaysPath)
 		}
-		wantHeader(t, req.header, map[string]string{"Authorization": "Bearer " + accessToken})
+		apitest.WantHeader(t, req.Header, map[string]string{"Authorization": "Bearer " + accessToken})
 		if i == 1 {
 			query.Set("pageToken", "page-2")
 		}
-		if !reflect.DeepEqual(req.query, query) {
-			t.Errorf("page %d: query %v, want %v", i+1, req.query, query)
+		if !reflect.DeepEqual(req.Query, query) {
+			t.Errorf("page %d: query %v, want %v", i+1, req.Query, query)
 		}
 	}
 }
 
 func TestListEventsWithAnOpenRange(t *testing.T) {
-	f := newFakeAPI(t, reply{status: 200, body: `{"items":[]}`})
-	events, err := newCalendar(t, f, &waits{}, func(c *gcal.Config) { c.PageSize = 2500 }).ListEvents(t.Context(), "primary", time.Time{}, time.Time{})
+	f := apitest.NewFakeAPI(t, apitest.Reply{Status: 200, Body: `{"items":[]}`})
+	events, err := newCalendar(t, f, &apitest.Waits{}, func(c *gcal.Config) { c.PageSize = 2500 }).ListEvents(t.Context(), "primary", time.Time{}, time.Time{})
 	if err != nil || len(events) != 0 {
 		t.Fatalf("ListEvents = %v, %v; want no events", events, err)
 	}
-	req := f.only(t)
-	if want := (url.Values{"singleEvents": {"true"}, "orderBy": {"startTime"}, "maxResults": {"2500"}}); req.path != "/calendars/primary/events" || !reflect.DeepEqual(req.query, want) {
-		t.Errorf("%s ? %v, want /calendars/primary/events ? %v", req.path, req.query, want)
+	req := f.Only(t)
+	if want := (url.Values{"singleEvents": {"true"}, "orderBy": {"startTime"}, "maxResults": {"2500"}}); req.Path != "/calendars/primary/events" || !reflect.DeepEqual(req.Query, want) {
+		t.Errorf("%s ? %v, want /calendars/primary/events ? %v", req.Path, req.Query, want)
 	}
 }
 
@@ -140,12 +141,12 @@ func TestListEventsRefusesBadInputBeforeAsking(t *testing.T) {
 		{"empty range", "primary", at, at, "the range ends"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeAPI(t, reply{status: 200, body: `{}`})
-			_, err := newCalendar(t, f, &waits{}).ListEvents(t.Context(), tc.calendarID, tc.from, tc.to)
+			f := apitest.NewFakeAPI(t, apitest.Reply{Status: 200, Body: `{}`})
+			_, err := newCalendar(t, f, &apitest.Waits{}).ListEvents(t.Context(), tc.calendarID, tc.from, tc.to)
 			if !errors.Is(err, gcal.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want ErrInvalid saying %q", err, tc.want)
 			}
-			if n := len(f.requests()); n != 0 {
+			if n := len(f.Requests()); n != 0 {
 				t.Errorf("%d requests for bad input", n)
 			}
 		})
@@ -154,12 +155,12 @@ func TestListEventsRefusesBadInputBeforeAsking(t *testing.T) {
 
 func TestListEventsStopsAnEndlessListing(t *testing.T) {
 	t.Run("the same page token again", func(t *testing.T) {
-		f := newFakeAPI(t, reply{status: 200, body: `{"nextPageToken":"again","items":[]}`})
-		_, err := newCalendar(t, f, &waits{}).ListEvents(t.Context(), "primary", time.Time{}, time.Time{})
+		f := apitest.NewFakeAPI(t, apitest.Reply{Status: 200, Body: `{"nextPageToken":"again","items":[]}`})
+		_, err := newCalendar(t, f, &apitest.Waits{}).ListEvents(t.Context(), "primary", time.Time{}, time.Time{})
 		if err == nil || !strings.Contains(err.Error(), "did not end after 2 pages") {
 			t.Errorf("err = %v, want the listing stopped", err)
 		}
-		if n := len(f.requests()); n != 2 {
+		if n := len(f.Requests()); n != 2 {
 			t.Errorf("%d requests, want 2", n)
 		}
 	})
@@ -216,17 +217,17 @@ func TestInsertEventSendsTheEvent(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Google answers with the event as stored: the request plus its ID and link.
-			f := newFakeAPI(t, reply{status: 200, body: strings.Replace(tc.want, "{", `{"kind":"calendar#event","id":"stored1","status":"confirmed","htmlLink":"https://www.google.com/calendar/event?eid=stored1",`, 1)})
-			stored, err := newCalendar(t, f, &waits{}).InsertEvent(t.Context(), holidays, tc.event)
+			f := apitest.NewFakeAPI(t, apitest.Reply{Status: 200, Body: strings.Replace(tc.want, "{", `{"kind":"calendar#event","id":"stored1","status":"confirmed","htmlLink":"https://www.google.com/calendar/event?eid=stored1",`, 1)})
+			stored, err := newCalendar(t, f, &apitest.Waits{}).InsertEvent(t.Context(), holidays, tc.event)
 			if err != nil {
 				t.Fatal(err)
 			}
-			req := f.only(t)
-			if req.method != http.MethodPost || req.path != holidaysPath || len(req.query) != 0 {
-				t.Errorf("%s %s?%v, want POST %s", req.method, req.path, req.query, holidaysPath)
+			req := f.Only(t)
+			if req.Method != http.MethodPost || req.Path != holidaysPath || len(req.Query) != 0 {
+				t.Errorf("%s %s?%v, want POST %s", req.Method, req.Path, req.Query, holidaysPath)
 			}
-			wantHeader(t, req.header, map[string]string{"Authorization": "Bearer " + accessToken, "Content-Type": "application/json"})
-			wantJSON(t, req.body, tc.want)
+			apitest.WantHeader(t, req.Header, map[string]string{"Authorization": "Bearer " + accessToken, "Content-Type": "application/json"})
+			apitest.WantJSON(t, req.Body, tc.want)
 
 			want := tc.event
 			want.HTMLLink = "https://www.google.com/calendar/event?eid=stored1"
@@ -261,12 +262,12 @@ func TestInsertEventRefusesBadInputBeforeSending(t *testing.T) {
 		{"all day, ending before it starts", "primary", gcal.Event{Summary: "x", Start: at, End: at.AddDate(0, 0, -1), AllDay: true}, "before it starts"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeAPI(t, reply{status: 200, body: `{}`})
-			_, err := newCalendar(t, f, &waits{}).InsertEvent(t.Context(), tc.calendarID, tc.event)
+			f := apitest.NewFakeAPI(t, apitest.Reply{Status: 200, Body: `{}`})
+			_, err := newCalendar(t, f, &apitest.Waits{}).InsertEvent(t.Context(), tc.calendarID, tc.event)
 			if !errors.Is(err, gcal.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want ErrInvalid saying %q", err, tc.want)
 			}
-			if n := len(f.requests()); n != 0 {
+			if n := len(f.Requests()); n != 0 {
 				t.Errorf("%d requests for bad input", n)
 			}
 		})
@@ -274,19 +275,19 @@ func TestInsertEventRefusesBadInputBeforeSending(t *testing.T) {
 }
 
 // googleError is Google's error envelope.
-func googleError(status int, statusName, message, reason string, header map[string]string) reply {
-	return reply{status: status, header: header, body: fmt.Sprintf(`{"error":{"code":%d,"message":%q,"errors":[{"message":%q,"domain":"global","reason":%q}],"status":%q}}`,
+func googleError(status int, statusName, message, reason string, header map[string]string) apitest.Reply {
+	return apitest.Reply{Status: status, Header: header, Body: fmt.Sprintf(`{"error":{"code":%d,"message":%q,"errors":[{"message":%q,"domain":"global","reason":%q}],"status":%q}}`,
 		status, message, message, reason, statusName)}
 }
 
 func TestCalendarFailuresAndRetries(t *testing.T) {
 	event := gcal.Event{Summary: "x", Start: time.Date(2025, time.March, 7, 17, 0, 0, 0, time.UTC)}
-	listed := reply{status: 200, body: `{"items":[{"id":"a","start":{"date":"2025-03-07"},"end":{"date":"2025-03-08"}}]}`}
-	inserted := reply{status: 200, body: `{"id":"a","start":{"dateTime":"2025-03-07T17:00:00Z"},"end":{"dateTime":"2025-03-07T18:00:00Z"}}`}
+	listed := apitest.Reply{Status: 200, Body: `{"items":[{"id":"a","start":{"date":"2025-03-07"},"end":{"date":"2025-03-08"}}]}`}
+	inserted := apitest.Reply{Status: 200, Body: `{"id":"a","start":{"dateTime":"2025-03-07T17:00:00Z"},"end":{"dateTime":"2025-03-07T18:00:00Z"}}`}
 	for _, tc := range []struct {
 		name         string
 		insert       bool // else list
-		replies      []reply
+		replies      []apitest.Reply
 		wantRequests int
 		wantWaits    []time.Duration
 		// wantErr nil means success in the end; its Err is checked for presence only.
@@ -296,33 +297,33 @@ func TestCalendarFailuresAndRetries(t *testing.T) {
 	}{
 		{
 			name:         "401 with a fixed token is reported at once",
-			replies:      []reply{googleError(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.", "authError", nil)},
+			replies:      []apitest.Reply{googleError(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.", "authError", nil)},
 			wantRequests: 1,
 			wantErr: &gcal.Error{StatusCode: 401, Code: 401, Status: "UNAUTHENTICATED", Message: "Request had invalid authentication credentials.",
 				Errors: []gcal.ErrorDetail{{Domain: "global", Reason: "authError", Message: "Request had invalid authentication credentials."}}},
 		},
 		{
 			name:         "404 is not retried",
-			replies:      []reply{googleError(404, "NOT_FOUND", "Not Found", "notFound", nil)},
+			replies:      []apitest.Reply{googleError(404, "NOT_FOUND", "Not Found", "notFound", nil)},
 			wantRequests: 1,
 			wantErr: &gcal.Error{StatusCode: 404, Code: 404, Status: "NOT_FOUND", Message: "Not Found",
 				Errors: []gcal.ErrorDetail{{Domain: "global", Reason: "notFound", Message: "Not Found"}}},
 		},
 		{
 			name:         "a rate-limit 403 is retried",
-			replies:      []reply{googleError(403, "PERMISSION_DENIED", "Rate Limit Exceeded", "rateLimitExceeded", nil), listed},
+			replies:      []apitest.Reply{googleError(403, "PERMISSION_DENIED", "Rate Limit Exceeded", "rateLimitExceeded", nil), listed},
 			wantRequests: 2,
 			wantWaits:    []time.Duration{time.Second},
 		},
 		{
 			name:         "429 waits as long as Retry-After says",
-			replies:      []reply{googleError(429, "RESOURCE_EXHAUSTED", "Too many requests", "rateLimitExceeded", map[string]string{"Retry-After": "5"}), listed},
+			replies:      []apitest.Reply{googleError(429, "RESOURCE_EXHAUSTED", "Too many requests", "rateLimitExceeded", map[string]string{"Retry-After": "5"}), listed},
 			wantRequests: 2,
 			wantWaits:    []time.Duration{5 * time.Second},
 		},
 		{
 			name:         "429 asking for too long a wait gives up at once",
-			replies:      []reply{googleError(429, "RESOURCE_EXHAUSTED", "Too many requests", "rateLimitExceeded", map[string]string{"Retry-After": "3600"})},
+			replies:      []apitest.Reply{googleError(429, "RESOURCE_EXHAUSTED", "Too many requests", "rateLimitExceeded", map[string]string{"Retry-After": "3600"})},
 			wantRequests: 1,
 			wantErr: &gcal.Error{StatusCode: 429, Code: 429, Status: "RESOURCE_EXHAUSTED", Message: "Too many requests", RetryAfter: time.Hour,
 				Errors: []gcal.ErrorDetail{{Domain: "global", Reason: "rateLimitExceeded", Message: "Too many requests"}}},
@@ -330,7 +331,7 @@ func TestCalendarFailuresAndRetries(t *testing.T) {
 		},
 		{
 			name:         "500 on a listing is retried with doubling backoff, then reported",
-			replies:      []reply{googleError(500, "INTERNAL", "Backend Error", "backendError", nil)},
+			replies:      []apitest.Reply{googleError(500, "INTERNAL", "Backend Error", "backendError", nil)},
 			wantRequests: 3,
 			wantWaits:    []time.Duration{time.Second, 2 * time.Second},
 			wantErr: &gcal.Error{StatusCode: 500, Code: 500, Status: "INTERNAL", Message: "Backend Error",
@@ -339,7 +340,7 @@ func TestCalendarFailuresAndRetries(t *testing.T) {
 		},
 		{
 			name:         "a proxy's HTML page",
-			replies:      []reply{{status: 502, body: "<html>\n  <b>Bad Gateway</b>\n</html>"}},
+			replies:      []apitest.Reply{{Status: 502, Body: "<html>\n  <b>Bad Gateway</b>\n</html>"}},
 			wantRequests: 3,
 			wantWaits:    []time.Duration{time.Second, 2 * time.Second},
 			wantErr:      &gcal.Error{StatusCode: 502, Message: "<html> <b>Bad Gateway</b> </html>"},
@@ -347,14 +348,14 @@ func TestCalendarFailuresAndRetries(t *testing.T) {
 		},
 		{
 			name:         "a listing that is not JSON",
-			replies:      []reply{{status: 200, body: `{"items":[`}},
+			replies:      []apitest.Reply{{Status: 200, Body: `{"items":[`}},
 			wantRequests: 1,
 			wantErr:      &gcal.Error{StatusCode: 200, Message: "unreadable answer"},
 			wantCause:    true,
 		},
 		{
 			name:         "an event with a broken time",
-			replies:      []reply{{status: 200, body: `{"items":[{"id":"a","start":{"dateTime":"tomorrow"},"end":{"dateTime":"later"}}]}`}},
+			replies:      []apitest.Reply{{Status: 200, Body: `{"items":[{"id":"a","start":{"dateTime":"tomorrow"},"end":{"dateTime":"later"}}]}`}},
 			wantRequests: 1,
 			wantErr:      &gcal.Error{StatusCode: 200, Message: "unreadable event"},
 			wantCause:    true,
@@ -362,7 +363,7 @@ func TestCalendarFailuresAndRetries(t *testing.T) {
 		{
 			name:         "500 on an insert is not retried, to never duplicate an event",
 			insert:       true,
-			replies:      []reply{googleError(500, "INTERNAL", "Backend Error", "backendError", nil), inserted},
+			replies:      []apitest.Reply{googleError(500, "INTERNAL", "Backend Error", "backendError", nil), inserted},
 			wantRequests: 1,
 			wantErr: &gcal.Error{StatusCode: 500, Code: 500, Status: "INTERNAL", Message: "Backend Error",
 				Errors: []gcal.ErrorDetail{{Domain: "global", Reason: "backendError", Message: "Backend Error"}}},
@@ -371,29 +372,29 @@ func TestCalendarFailuresAndRetries(t *testing.T) {
 		{
 			name:         "429 on an insert is retried",
 			insert:       true,
-			replies:      []reply{googleError(429, "RESOURCE_EXHAUSTED", "Too many requests", "rateLimitExceeded", map[string]string{"Retry-After": "2"}), inserted},
+			replies:      []apitest.Reply{googleError(429, "RESOURCE_EXHAUSTED", "Too many requests", "rateLimitExceeded", map[string]string{"Retry-After": "2"}), inserted},
 			wantRequests: 2,
 			wantWaits:    []time.Duration{2 * time.Second},
 		},
 		{
 			name:         "a rate-limit 403 on an insert is retried",
 			insert:       true,
-			replies:      []reply{googleError(403, "PERMISSION_DENIED", "User Rate Limit Exceeded", "userRateLimitExceeded", nil), inserted},
+			replies:      []apitest.Reply{googleError(403, "PERMISSION_DENIED", "User Rate Limit Exceeded", "userRateLimitExceeded", nil), inserted},
 			wantRequests: 2,
 			wantWaits:    []time.Duration{time.Second},
 		},
 		{
 			name:         "a forbidden insert is not retried",
 			insert:       true,
-			replies:      []reply{googleError(403, "PERMISSION_DENIED", "Forbidden", "forbidden", nil)},
+			replies:      []apitest.Reply{googleError(403, "PERMISSION_DENIED", "Forbidden", "forbidden", nil)},
 			wantRequests: 1,
 			wantErr: &gcal.Error{StatusCode: 403, Code: 403, Status: "PERMISSION_DENIED", Message: "Forbidden",
 				Errors: []gcal.ErrorDetail{{Domain: "global", Reason: "forbidden", Message: "Forbidden"}}},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeAPI(t, tc.replies...)
-			w := &waits{}
+			f := apitest.NewFakeAPI(t, tc.replies...)
+			w := &apitest.Waits{}
 			c := newCalendar(t, f, w)
 			var err error
 			if tc.insert {
@@ -409,10 +410,10 @@ func TestCalendarFailuresAndRetries(t *testing.T) {
 					t.Errorf("listed %+v, want the answer's event", events)
 				}
 			}
-			if n := len(f.requests()); n != tc.wantRequests {
+			if n := len(f.Requests()); n != tc.wantRequests {
 				t.Errorf("%d requests, want %d", n, tc.wantRequests)
 			}
-			w.want(t, tc.wantWaits...)
+			w.Want(t, tc.wantWaits...)
 			if tc.wantErr == nil {
 				if err != nil {
 					t.Fatal(err)
@@ -457,7 +458,7 @@ func TestCalendarErrorMessages(t *testing.T) {
 func TestCalendarStopsWhenTheContextEnds(t *testing.T) {
 	for _, insert := range []bool{false, true} {
 		t.Run(fmt.Sprintf("insert=%v", insert), func(t *testing.T) {
-			srv, arrived := hangingAPI(t)
+			srv, arrived := apitest.Hanging(t)
 			c, err := gcal.New(gcal.Config{Tokens: gcal.StaticToken(accessToken), BaseURL: srv.URL, HTTPClient: srv.Client(),
 				Retry: gcal.RetryPolicy{Sleep: func(context.Context, time.Duration) error { t.Error("a cancelled request was retried"); return nil }}})
 			if err != nil {
@@ -485,12 +486,12 @@ func TestNewChecksItsConfiguration(t *testing.T) {
 	if _, err := gcal.New(gcal.Config{}); !errors.Is(err, gcal.ErrInvalid) {
 		t.Errorf("New without tokens: err = %v, want ErrInvalid", err)
 	}
-	f := newFakeAPI(t, reply{status: 200, body: `{}`})
-	_, err := newCalendar(t, f, &waits{}, func(c *gcal.Config) { c.Tokens = gcal.StaticToken("") }).ListEvents(t.Context(), "primary", time.Time{}, time.Time{})
+	f := apitest.NewFakeAPI(t, apitest.Reply{Status: 200, Body: `{}`})
+	_, err := newCalendar(t, f, &apitest.Waits{}, func(c *gcal.Config) { c.Tokens = gcal.StaticToken("") }).ListEvents(t.Context(), "primary", time.Time{}, time.Time{})
 	if !errors.Is(err, gcal.ErrInvalid) {
 		t.Errorf("an empty static token: err = %v, want ErrInvalid", err)
 	}
-	if n := len(f.requests()); n != 0 {
+	if n := len(f.Requests()); n != 0 {
 		t.Errorf("%d requests without a token", n)
 	}
 }

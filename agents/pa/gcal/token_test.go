@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dartmouth-gw/dartmouth/agents/pa/internal/apitest"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -24,15 +25,15 @@ const (
 )
 
 // issued is the token endpoint's answer with an access token valid for an hour.
-func issued(token string) reply {
-	return reply{status: 200, body: fmt.Sprintf(`{"access_token":%q,"expires_in":3599,"scope":"https://www.googleapis.com/auth/calendar.events","token_type":"Bearer"}`, token)}
+func issued(token string) apitest.Reply {
+	return apitest.Reply{Status: 200, Body: fmt.Sprintf(`{"access_token":%q,"expires_in":3599,"scope":"https://www.googleapis.com/auth/calendar.events","token_type":"Bearer"}`, token)}
 }
 
-func newTokenSource(t *testing.T, f *fakeAPI, clk *clock) *gcal.RefreshTokenSource {
+func newTokenSource(t *testing.T, f *apitest.FakeAPI, clk *clock) *gcal.RefreshTokenSource {
 	t.Helper()
 	s, err := gcal.NewRefreshTokenSource(gcal.RefreshTokenConfig{
 		ClientID: clientID, ClientSecret: clientSecret, RefreshToken: refreshToken,
-		TokenURL: f.srv.URL + "/token", HTTPClient: f.srv.Client(), Now: clk.Now,
+		TokenURL: f.Srv.URL + "/token", HTTPClient: f.Srv.Client(), Now: clk.Now,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -50,52 +51,52 @@ func accessTokenOf(t *testing.T, s gcal.TokenSource) string {
 }
 
 func TestRefreshTokenSourcePostsTheRefreshGrantAndCachesTheToken(t *testing.T) {
-	f := newFakeAPI(t, issued("ya29.one"), issued("ya29.two"))
+	f := apitest.NewFakeAPI(t, issued("ya29.one"), issued("ya29.two"))
 	clk := newClock()
 	s := newTokenSource(t, f, clk)
 
 	if tok := accessTokenOf(t, s); tok != "ya29.one" {
 		t.Fatalf("token %q, want ya29.one", tok)
 	}
-	req := f.only(t)
-	if req.method != http.MethodPost || req.path != "/token" {
-		t.Errorf("%s %s, want POST /token", req.method, req.path)
+	req := f.Only(t)
+	if req.Method != http.MethodPost || req.Path != "/token" {
+		t.Errorf("%s %s, want POST /token", req.Method, req.Path)
 	}
-	wantHeader(t, req.header, map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Authorization": ""})
+	apitest.WantHeader(t, req.Header, map[string]string{"Content-Type": "application/x-www-form-urlencoded", "Authorization": ""})
 	want := url.Values{"grant_type": {"refresh_token"}, "client_id": {clientID}, "client_secret": {clientSecret}, "refresh_token": {refreshToken}}
-	if got := req.form(t); !reflect.DeepEqual(got, want) {
+	if got := req.Form(t); !reflect.DeepEqual(got, want) {
 		t.Errorf("form %v, want %v", got, want)
 	}
 
 	// Valid for 3599s; replaced from one minute before it expires.
 	clk.advance(3599*time.Second - time.Minute - time.Second)
-	if tok := accessTokenOf(t, s); tok != "ya29.one" || len(f.requests()) != 1 {
-		t.Errorf("token %q after %d requests, want the cached ya29.one", tok, len(f.requests()))
+	if tok := accessTokenOf(t, s); tok != "ya29.one" || len(f.Requests()) != 1 {
+		t.Errorf("token %q after %d requests, want the cached ya29.one", tok, len(f.Requests()))
 	}
 	clk.advance(time.Second)
-	if tok := accessTokenOf(t, s); tok != "ya29.two" || len(f.requests()) != 2 {
-		t.Errorf("token %q after %d requests, want a new ya29.two", tok, len(f.requests()))
+	if tok := accessTokenOf(t, s); tok != "ya29.two" || len(f.Requests()) != 2 {
+		t.Errorf("token %q after %d requests, want a new ya29.two", tok, len(f.Requests()))
 	}
 }
 
 func TestRefreshTokenSourceAdoptsARotatedRefreshToken(t *testing.T) {
-	f := newFakeAPI(t, reply{status: 200, body: `{"access_token":"ya29.one","expires_in":60,"refresh_token":"1//rotated"}`}, issued("ya29.two"))
+	f := apitest.NewFakeAPI(t, apitest.Reply{Status: 200, Body: `{"access_token":"ya29.one","expires_in":60,"refresh_token":"1//rotated"}`}, issued("ya29.two"))
 	clk := newClock()
 	s := newTokenSource(t, f, clk)
 	accessTokenOf(t, s)
 	// A token that lives no longer than the margin is never cached.
 	accessTokenOf(t, s)
-	got := f.requests()
+	got := f.Requests()
 	if len(got) != 2 {
 		t.Fatalf("%d token requests, want 2", len(got))
 	}
-	if rt := got[1].form(t).Get("refresh_token"); rt != "1//rotated" {
+	if rt := got[1].Form(t).Get("refresh_token"); rt != "1//rotated" {
 		t.Errorf("second refresh used %q, want the rotated token", rt)
 	}
 }
 
 func TestRefreshTokenSourceCallersShareOneRefresh(t *testing.T) {
-	f := newFakeAPI(t, issued("ya29.one"), issued("ya29.two"))
+	f := apitest.NewFakeAPI(t, issued("ya29.one"), issued("ya29.two"))
 	s := newTokenSource(t, f, newClock())
 	var wg sync.WaitGroup
 	tokens := make([]string, 8)
@@ -109,7 +110,7 @@ func TestRefreshTokenSourceCallersShareOneRefresh(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	f.only(t)
+	f.Only(t)
 	for i, tok := range tokens {
 		if tok != "ya29.one" {
 			t.Errorf("caller %d got %q, want ya29.one", i, tok)
@@ -120,48 +121,48 @@ func TestRefreshTokenSourceCallersShareOneRefresh(t *testing.T) {
 func TestRefreshTokenSourceFailures(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
-		reply     reply
+		reply     apitest.Reply
 		want      gcal.TokenError
 		wantCause bool
 		retryable bool
 	}{
 		{
 			name:  "revoked grant",
-			reply: reply{status: 400, body: `{"error":"invalid_grant","error_description":"Token has been expired or revoked."}`},
+			reply: apitest.Reply{Status: 400, Body: `{"error":"invalid_grant","error_description":"Token has been expired or revoked."}`},
 			want:  gcal.TokenError{StatusCode: 400, Code: "invalid_grant", Description: "Token has been expired or revoked."},
 		},
 		{
 			name:  "wrong client",
-			reply: reply{status: 401, body: `{"error":"invalid_client","error_description":"Unauthorized"}`},
+			reply: apitest.Reply{Status: 401, Body: `{"error":"invalid_client","error_description":"Unauthorized"}`},
 			want:  gcal.TokenError{StatusCode: 401, Code: "invalid_client", Description: "Unauthorized"},
 		},
 		{
 			name:      "rate limited",
-			reply:     reply{status: 429, header: map[string]string{"Retry-After": "4"}, body: `{"error":"rate_limit_exceeded"}`},
+			reply:     apitest.Reply{Status: 429, Header: map[string]string{"Retry-After": "4"}, Body: `{"error":"rate_limit_exceeded"}`},
 			want:      gcal.TokenError{StatusCode: 429, Code: "rate_limit_exceeded", RetryAfter: 4 * time.Second},
 			retryable: true,
 		},
 		{
 			name:      "server failure that is not JSON",
-			reply:     reply{status: 503, body: "<html>Service Unavailable</html>"},
+			reply:     apitest.Reply{Status: 503, Body: "<html>Service Unavailable</html>"},
 			want:      gcal.TokenError{StatusCode: 503, Description: "<html>Service Unavailable</html>"},
 			retryable: true,
 		},
 		{
 			name:      "unreadable token",
-			reply:     reply{status: 200, body: `{"access_token":`},
+			reply:     apitest.Reply{Status: 200, Body: `{"access_token":`},
 			want:      gcal.TokenError{StatusCode: 200, Description: "unreadable answer"},
 			wantCause: true,
 		},
 		{
 			name:      "no token in the answer",
-			reply:     reply{status: 200, body: `{"token_type":"Bearer"}`},
+			reply:     apitest.Reply{Status: 200, Body: `{"token_type":"Bearer"}`},
 			want:      gcal.TokenError{StatusCode: 200, Description: "unreadable answer"},
 			wantCause: true,
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeAPI(t, tc.reply)
+			f := apitest.NewFakeAPI(t, tc.reply)
 			_, err := newTokenSource(t, f, newClock()).AccessToken(t.Context())
 			var te *gcal.TokenError
 			if !errors.As(err, &te) {
@@ -186,7 +187,7 @@ func TestRefreshTokenSourceFailures(t *testing.T) {
 }
 
 func TestRefreshTokenSourceStopsWhenTheContextEnds(t *testing.T) {
-	srv, arrived := hangingAPI(t)
+	srv, arrived := apitest.Hanging(t)
 	s, err := gcal.NewRefreshTokenSource(gcal.RefreshTokenConfig{ClientID: clientID, ClientSecret: clientSecret, RefreshToken: refreshToken, TokenURL: srv.URL, HTTPClient: srv.Client()})
 	if err != nil {
 		t.Fatal(err)
@@ -233,18 +234,18 @@ func TestCalendarRenewsATokenTheAPIRefuses(t *testing.T) {
 	unauthorized := googleError(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.", "authError", nil)
 	for _, tc := range []struct {
 		name           string
-		calendar       []reply
+		calendar       []apitest.Reply
 		wantAuth       []string
 		wantTokenCalls int
 		wantStatus     int // 0: success
 	}{
-		{"a revoked token is replaced once", []reply{unauthorized, {status: 200, body: `{"items":[]}`}}, []string{"Bearer ya29.one", "Bearer ya29.two"}, 2, 0},
-		{"a second refusal is reported", []reply{unauthorized}, []string{"Bearer ya29.one", "Bearer ya29.two"}, 2, 401},
+		{"a revoked token is replaced once", []apitest.Reply{unauthorized, {Status: 200, Body: `{"items":[]}`}}, []string{"Bearer ya29.one", "Bearer ya29.two"}, 2, 0},
+		{"a second refusal is reported", []apitest.Reply{unauthorized}, []string{"Bearer ya29.one", "Bearer ya29.two"}, 2, 401},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tokens := newFakeAPI(t, issued("ya29.one"), issued("ya29.two"))
-			cal := newFakeAPI(t, tc.calendar...)
-			c := newCalendar(t, cal, &waits{}, func(c *gcal.Config) { c.Tokens = newTokenSource(t, tokens, newClock()) })
+			tokens := apitest.NewFakeAPI(t, issued("ya29.one"), issued("ya29.two"))
+			cal := apitest.NewFakeAPI(t, tc.calendar...)
+			c := newCalendar(t, cal, &apitest.Waits{}, func(c *gcal.Config) { c.Tokens = newTokenSource(t, tokens, newClock()) })
 			_, err := c.ListEvents(t.Context(), "primary", time.Time{}, time.Time{})
 			var ae *gcal.Error
 			switch {
@@ -254,13 +255,13 @@ func TestCalendarRenewsATokenTheAPIRefuses(t *testing.T) {
 				t.Fatalf("err = %v, want HTTP %d", err, tc.wantStatus)
 			}
 			var auth []string
-			for _, r := range cal.requests() {
-				auth = append(auth, r.header.Get("Authorization"))
+			for _, r := range cal.Requests() {
+				auth = append(auth, r.Header.Get("Authorization"))
 			}
 			if !reflect.DeepEqual(auth, tc.wantAuth) {
 				t.Errorf("calendar saw %v, want %v", auth, tc.wantAuth)
 			}
-			if n := len(tokens.requests()); n != tc.wantTokenCalls {
+			if n := len(tokens.Requests()); n != tc.wantTokenCalls {
 				t.Errorf("%d token requests, want %d", n, tc.wantTokenCalls)
 			}
 		})
@@ -268,32 +269,32 @@ func TestCalendarRenewsATokenTheAPIRefuses(t *testing.T) {
 }
 
 func TestATokenFailureIsRetriedEvenForAnInsert(t *testing.T) {
-	tokens := newFakeAPI(t, reply{status: 503, body: "busy"}, issued("ya29.one"))
-	cal := newFakeAPI(t, reply{status: 200, body: `{"id":"a","start":{"dateTime":"2025-03-07T17:00:00Z"},"end":{"dateTime":"2025-03-07T18:00:00Z"}}`})
-	w := &waits{}
+	tokens := apitest.NewFakeAPI(t, apitest.Reply{Status: 503, Body: "busy"}, issued("ya29.one"))
+	cal := apitest.NewFakeAPI(t, apitest.Reply{Status: 200, Body: `{"id":"a","start":{"dateTime":"2025-03-07T17:00:00Z"},"end":{"dateTime":"2025-03-07T18:00:00Z"}}`})
+	w := &apitest.Waits{}
 	c := newCalendar(t, cal, w, func(c *gcal.Config) { c.Tokens = newTokenSource(t, tokens, newClock()) })
 	if _, err := c.InsertEvent(t.Context(), "primary", gcal.Event{Summary: "x", Start: time.Date(2025, time.March, 7, 17, 0, 0, 0, time.UTC)}); err != nil {
 		t.Fatal(err)
 	}
-	w.want(t, time.Second)
-	wantHeader(t, cal.only(t).header, map[string]string{"Authorization": "Bearer ya29.one"})
-	if len(tokens.requests()) != 2 {
-		t.Errorf("%d token requests, want 2", len(tokens.requests()))
+	w.Want(t, time.Second)
+	apitest.WantHeader(t, cal.Only(t).Header, map[string]string{"Authorization": "Bearer ya29.one"})
+	if len(tokens.Requests()) != 2 {
+		t.Errorf("%d token requests, want 2", len(tokens.Requests()))
 	}
 }
 
 func TestATokenRefusalIsNotRetried(t *testing.T) {
-	tokens := newFakeAPI(t, reply{status: 400, body: `{"error":"invalid_grant","error_description":"Bad Request"}`})
-	cal := newFakeAPI(t, reply{status: 200, body: `{"items":[]}`})
-	w := &waits{}
+	tokens := apitest.NewFakeAPI(t, apitest.Reply{Status: 400, Body: `{"error":"invalid_grant","error_description":"Bad Request"}`})
+	cal := apitest.NewFakeAPI(t, apitest.Reply{Status: 200, Body: `{"items":[]}`})
+	w := &apitest.Waits{}
 	c := newCalendar(t, cal, w, func(c *gcal.Config) { c.Tokens = newTokenSource(t, tokens, newClock()) })
 	_, err := c.ListEvents(t.Context(), "primary", time.Time{}, time.Time{})
 	var te *gcal.TokenError
 	if !errors.As(err, &te) || te.Code != "invalid_grant" || !strings.HasPrefix(err.Error(), "gcal: access token: google oauth: HTTP 400: invalid_grant") {
 		t.Fatalf("err = %v, want the invalid_grant", err)
 	}
-	w.want(t)
-	if n := len(cal.requests()); n != 0 {
+	w.Want(t)
+	if n := len(cal.Requests()); n != 0 {
 		t.Errorf("%d calendar requests without a token", n)
 	}
 }

@@ -3,6 +3,7 @@ package notify_test
 import (
 	"encoding/json"
 	"errors"
+	"github.com/dartmouth-gw/dartmouth/agents/pa/internal/apitest"
 	"log/slog"
 	"net/http"
 	"reflect"
@@ -15,16 +16,16 @@ import (
 
 // providers are a SendGrid and a Twilio server, with clients for them.
 type providers struct {
-	mail, sms *fakeAPI
+	mail, sms *apitest.FakeAPI
 	email     *notify.SendGrid
 	texts     *notify.Twilio
 }
 
-func newProviders(t *testing.T, mailReply, smsReply reply) *providers {
+func newProviders(t *testing.T, mailReply, smsReply apitest.Reply) *providers {
 	t.Helper()
-	p := &providers{mail: newFakeAPI(t, mailReply), sms: newFakeAPI(t, smsReply)}
-	p.email = newSendGrid(t, p.mail, &waits{})
-	p.texts = newTwilio(t, p.sms, &waits{})
+	p := &providers{mail: apitest.NewFakeAPI(t, mailReply), sms: apitest.NewFakeAPI(t, smsReply)}
+	p.email = newSendGrid(t, p.mail, &apitest.Waits{})
+	p.texts = newTwilio(t, p.sms, &apitest.Waits{})
 	return p
 }
 
@@ -38,7 +39,7 @@ func (p *providers) sentEmail(t *testing.T) (to, subject string, content []map[s
 		Subject string
 		Content []map[string]string
 	}
-	if err := json.Unmarshal(p.mail.only(t).body, &body); err != nil {
+	if err := json.Unmarshal(p.mail.Only(t).Body, &body); err != nil {
 		t.Fatal(err)
 	}
 	return body.Personalizations[0].To[0].Email, body.Subject, body.Content
@@ -82,16 +83,16 @@ func TestNotifierSendsOnEveryChannelTheRecipientHas(t *testing.T) {
 				if to != tc.msg.Email || subject != tc.wantSubject || !reflect.DeepEqual(content, []map[string]string{{"type": "text/plain", "value": tc.msg.Text}}) {
 					t.Errorf("emailed %s %q %v, want %s %q and the text", to, subject, content, tc.msg.Email, tc.wantSubject)
 				}
-			} else if n := len(p.mail.requests()); n != 0 {
+			} else if n := len(p.mail.Requests()); n != 0 {
 				t.Errorf("%d emails sent, want none", n)
 			}
 			if tc.wantSMS != "" {
 				want.SMSSent, want.SMS = true, notify.SMSResult{SID: "SM1234567890abcdef1234567890abcdef", Status: "queued"}
-				form := p.sms.only(t).form(t)
+				form := p.sms.Only(t).Form(t)
 				if form.Get("To") != tc.msg.Phone || form.Get("Body") != tc.wantSMS {
 					t.Errorf("texted %v, want %s %q", form, tc.msg.Phone, tc.wantSMS)
 				}
-			} else if n := len(p.sms.requests()); n != 0 {
+			} else if n := len(p.sms.Requests()); n != 0 {
 				t.Errorf("%d text messages sent, want none", n)
 			}
 			if res != want {
@@ -119,7 +120,7 @@ func TestNotifierWithNowhereToSend(t *testing.T) {
 			}
 		})
 	}
-	if n := len(p.mail.requests()) + len(p.sms.requests()); n != 0 {
+	if n := len(p.mail.Requests()) + len(p.sms.Requests()); n != 0 {
 		t.Errorf("%d requests sent, want none", n)
 	}
 }
@@ -131,13 +132,13 @@ func TestNotifierRefusesAnEmptyMessage(t *testing.T) {
 	if !errors.Is(err, notify.ErrInvalid) {
 		t.Errorf("err = %v, want ErrInvalid", err)
 	}
-	if n := len(p.mail.requests()) + len(p.sms.requests()); n != 0 {
+	if n := len(p.mail.Requests()) + len(p.sms.Requests()); n != 0 {
 		t.Errorf("%d requests sent, want none", n)
 	}
 }
 
 func TestNotifierSendsSMSWhenEmailFails(t *testing.T) {
-	p := newProviders(t, reply{status: http.StatusUnauthorized, body: `{"errors":[{"message":"bad key"}]}`}, created)
+	p := newProviders(t, apitest.Reply{Status: http.StatusUnauthorized, Body: `{"errors":[{"message":"bad key"}]}`}, created)
 	n := notify.NewNotifier(notify.NotifierConfig{Email: p.email, SMS: p.texts, Logger: slog.New(slog.DiscardHandler)})
 	res, err := n.Notify(t.Context(), notify.Message{Email: "ann@example.com", Phone: "+14155552671", Text: "Call mom"})
 	var se *notify.SendGridError
@@ -159,7 +160,7 @@ func TestNotifierReportsARecipientAProviderWouldRefuse(t *testing.T) {
 	if !res.EmailSent || res.SMSSent {
 		t.Errorf("result %+v, want the email sent and the SMS not", res)
 	}
-	if n := len(p.sms.requests()); n != 0 {
+	if n := len(p.sms.Requests()); n != 0 {
 		t.Errorf("%d text messages sent, want none", n)
 	}
 }
@@ -171,7 +172,7 @@ func TestNotifierCutsLongTextsToTheSMSLimit(t *testing.T) {
 	if _, err := n.Notify(t.Context(), notify.Message{Phone: "+14155552671", Subject: "Notes", Text: long}); err != nil {
 		t.Fatal(err)
 	}
-	body := p.sms.only(t).form(t).Get("Body")
+	body := p.sms.Only(t).Form(t).Get("Body")
 	if utf8.RuneCountInString(body) != notify.MaxSMSLength || !strings.HasPrefix(body, "Notes: ööö") || !strings.HasSuffix(body, "ö…") {
 		t.Errorf("texted %d characters %q…, want %d ending in an ellipsis", utf8.RuneCountInString(body), body[:20], notify.MaxSMSLength)
 	}

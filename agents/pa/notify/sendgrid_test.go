@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dartmouth-gw/dartmouth/agents/pa/internal/apitest"
 	"io"
 	"log/slog"
 	"net/http"
@@ -24,14 +25,14 @@ const sendGridKey = "SG.test-key-do-not-print"
 var sender = notify.Address{Email: "reminders@dartmouth.example", Name: "Dartmouth"}
 
 // accepted is SendGrid's answer to a good send.
-var accepted = reply{status: http.StatusAccepted, header: map[string]string{"X-Message-Id": "msg-1"}}
+var accepted = apitest.Reply{Status: http.StatusAccepted, Header: map[string]string{"X-Message-Id": "msg-1"}}
 
-// newSendGrid is a client of f whose retries are recorded instead of waited for.
-func newSendGrid(t *testing.T, f *fakeAPI, w *waits, configure ...func(*notify.SendGridConfig)) *notify.SendGrid {
+// newSendGrid is a client of f whose retries are apitest.Request instead of waited for.
+func newSendGrid(t *testing.T, f *apitest.FakeAPI, w *apitest.Waits, configure ...func(*notify.SendGridConfig)) *notify.SendGrid {
 	t.Helper()
 	cfg := notify.SendGridConfig{
-		APIKey: sendGridKey, From: sender, BaseURL: f.srv.URL, HTTPClient: f.srv.Client(),
-		Retry: notify.RetryPolicy{Sleep: w.sleep}, Now: now, Logger: slog.New(slog.DiscardHandler),
+		APIKey: sendGridKey, From: sender, BaseURL: f.Srv.URL, HTTPClient: f.Srv.Client(),
+		Retry: notify.RetryPolicy{Sleep: w.Sleep}, Now: now, Logger: slog.New(slog.DiscardHandler),
 	}
 	for _, c := range configure {
 		c(&cfg)
@@ -77,27 +78,27 @@ func TestSendGridSendsTheDocumentedMailSendRequest(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeAPI(t, accepted)
-			id, err := newSendGrid(t, f, &waits{}).SendEmail(t.Context(), tc.email)
+			f := apitest.NewFakeAPI(t, accepted)
+			id, err := newSendGrid(t, f, &apitest.Waits{}).SendEmail(t.Context(), tc.email)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if id != "msg-1" {
 				t.Errorf("message ID %q, want msg-1 (from X-Message-Id)", id)
 			}
-			req := f.only(t)
-			if req.method != http.MethodPost || req.path != "/v3/mail/send" {
-				t.Errorf("%s %s, want POST /v3/mail/send", req.method, req.path)
+			req := f.Only(t)
+			if req.Method != http.MethodPost || req.Path != "/v3/mail/send" {
+				t.Errorf("%s %s, want POST /v3/mail/send", req.Method, req.Path)
 			}
-			wantHeader(t, req.header, map[string]string{"Authorization": "Bearer " + sendGridKey, "Content-Type": "application/json"})
-			wantJSON(t, req.body, tc.want)
+			apitest.WantHeader(t, req.Header, map[string]string{"Authorization": "Bearer " + sendGridKey, "Content-Type": "application/json"})
+			apitest.WantJSON(t, req.Body, tc.want)
 		})
 	}
 }
 
 func TestSendGridSandboxAnswerIsSuccess(t *testing.T) {
-	f := newFakeAPI(t, reply{status: http.StatusOK})
-	id, err := newSendGrid(t, f, &waits{}).SendEmail(t.Context(), notify.Email{To: notify.Address{Email: "a@example.com"}, Subject: "s", Text: "t"})
+	f := apitest.NewFakeAPI(t, apitest.Reply{Status: http.StatusOK})
+	id, err := newSendGrid(t, f, &apitest.Waits{}).SendEmail(t.Context(), notify.Email{To: notify.Address{Email: "a@example.com"}, Subject: "s", Text: "t"})
 	if err != nil || id != "" {
 		t.Fatalf("SendEmail = %q, %v; want success without an ID", id, err)
 	}
@@ -120,14 +121,14 @@ func TestSendGridRefusesBadInputBeforeSending(t *testing.T) {
 		{"no body", func(e *notify.Email) { e.Text, e.HTML = "", " \n" }, "no body"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeAPI(t, accepted)
+			f := apitest.NewFakeAPI(t, accepted)
 			e := good
 			tc.change(&e)
-			_, err := newSendGrid(t, f, &waits{}).SendEmail(t.Context(), e)
+			_, err := newSendGrid(t, f, &apitest.Waits{}).SendEmail(t.Context(), e)
 			if !errors.Is(err, notify.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want ErrInvalid saying %q", err, tc.want)
 			}
-			if n := len(f.requests()); n != 0 {
+			if n := len(f.Requests()); n != 0 {
 				t.Errorf("%d requests were sent for bad input", n)
 			}
 		})
@@ -158,7 +159,7 @@ func TestSendGridFailuresAndRetries(t *testing.T) {
 	const unauthorized = `{"errors":[{"field":null,"message":"The provided authorization grant is invalid, expired, or revoked","help":null}]}`
 	for _, tc := range []struct {
 		name         string
-		replies      []reply
+		replies      []apitest.Reply
 		wantRequests int
 		wantWaits    []time.Duration
 		// wantErr nil means the send must succeed in the end.
@@ -168,7 +169,7 @@ func TestSendGridFailuresAndRetries(t *testing.T) {
 	}{
 		{
 			name:         "400 lists every reason and is not retried",
-			replies:      []reply{{status: 400, body: validation}},
+			replies:      []apitest.Reply{{Status: 400, Body: validation}},
 			wantRequests: 1,
 			wantErr: &notify.SendGridError{StatusCode: 400, Errors: []notify.SendGridErrorDetail{
 				{Message: "The from address does not match a verified Sender Identity.", Field: "from", Help: "https://sendgrid.com/docs/for-developers/sending-email/sender-identity/"},
@@ -177,50 +178,50 @@ func TestSendGridFailuresAndRetries(t *testing.T) {
 		},
 		{
 			name:         "401 with a null field is not retried",
-			replies:      []reply{{status: 401, body: unauthorized}},
+			replies:      []apitest.Reply{{Status: 401, Body: unauthorized}},
 			wantRequests: 1,
 			wantErr:      &notify.SendGridError{StatusCode: 401, Errors: []notify.SendGridErrorDetail{{Message: "The provided authorization grant is invalid, expired, or revoked"}}},
 		},
 		{
 			name:         "an odd field type does not lose the error",
-			replies:      []reply{{status: 400, body: `{"errors":[{"message":"bad","field":{"path":"to"}}]}`}},
+			replies:      []apitest.Reply{{Status: 400, Body: `{"errors":[{"message":"bad","field":{"path":"to"}}]}`}},
 			wantRequests: 1,
 			wantErr:      &notify.SendGridError{StatusCode: 400, Errors: []notify.SendGridErrorDetail{{Message: "bad", Field: `{"path":"to"}`}}},
 		},
 		{
 			name:         "malformed error JSON is kept raw",
-			replies:      []reply{{status: 400, body: `{"errors": [`}},
+			replies:      []apitest.Reply{{Status: 400, Body: `{"errors": [`}},
 			wantRequests: 1,
 			wantErr:      &notify.SendGridError{StatusCode: 400, Raw: `{"errors": [`},
 		},
 		{
 			name:         "429 waits as long as Retry-After says",
-			replies:      []reply{{status: 429, header: map[string]string{"Retry-After": "3"}, body: `{"errors":[{"message":"too many requests"}]}`}, accepted},
+			replies:      []apitest.Reply{{Status: 429, Header: map[string]string{"Retry-After": "3"}, Body: `{"errors":[{"message":"too many requests"}]}`}, accepted},
 			wantRequests: 2,
 			wantWaits:    []time.Duration{3 * time.Second},
 		},
 		{
 			name:         "429 with Retry-After as an HTTP date",
-			replies:      []reply{{status: 429, header: map[string]string{"Retry-After": fixedNow.Add(20 * time.Second).Format(http.TimeFormat)}}, accepted},
+			replies:      []apitest.Reply{{Status: 429, Header: map[string]string{"Retry-After": fixedNow.Add(20 * time.Second).Format(http.TimeFormat)}}, accepted},
 			wantRequests: 2,
 			wantWaits:    []time.Duration{20 * time.Second},
 		},
 		{
 			name:         "429 waits until X-RateLimit-Reset",
-			replies:      []reply{{status: 429, header: map[string]string{"X-RateLimit-Reset": strconv.FormatInt(fixedNow.Add(7*time.Second).Unix(), 10)}}, accepted},
+			replies:      []apitest.Reply{{Status: 429, Header: map[string]string{"X-RateLimit-Reset": strconv.FormatInt(fixedNow.Add(7*time.Second).Unix(), 10)}}, accepted},
 			wantRequests: 2,
 			wantWaits:    []time.Duration{7 * time.Second},
 		},
 		{
 			name:         "429 asking for too long a wait gives up at once",
-			replies:      []reply{{status: 429, header: map[string]string{"Retry-After": "120"}, body: `{"errors":[{"message":"too many requests"}]}`}},
+			replies:      []apitest.Reply{{Status: 429, Header: map[string]string{"Retry-After": "120"}, Body: `{"errors":[{"message":"too many requests"}]}`}},
 			wantRequests: 1,
 			wantErr:      &notify.SendGridError{StatusCode: 429, RetryAfter: 120 * time.Second, Errors: []notify.SendGridErrorDetail{{Message: "too many requests"}}},
 			retryable:    true,
 		},
 		{
 			name:         "500 is retried with doubling backoff, then reported",
-			replies:      []reply{{status: 500, body: `{"errors":[{"message":"internal error"}]}`}},
+			replies:      []apitest.Reply{{Status: 500, Body: `{"errors":[{"message":"internal error"}]}`}},
 			wantRequests: 3,
 			wantWaits:    []time.Duration{time.Second, 2 * time.Second},
 			wantErr:      &notify.SendGridError{StatusCode: 500, Errors: []notify.SendGridErrorDetail{{Message: "internal error"}}},
@@ -228,19 +229,19 @@ func TestSendGridFailuresAndRetries(t *testing.T) {
 		},
 		{
 			name:         "a proxy's HTML page, then success",
-			replies:      []reply{{status: 502, body: "<html>\n<h1>502 Bad Gateway</h1>\n</html>"}, accepted},
+			replies:      []apitest.Reply{{Status: 502, Body: "<html>\n<h1>502 Bad Gateway</h1>\n</html>"}, accepted},
 			wantRequests: 2,
 			wantWaits:    []time.Duration{time.Second},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeAPI(t, tc.replies...)
-			w := &waits{}
+			f := apitest.NewFakeAPI(t, tc.replies...)
+			w := &apitest.Waits{}
 			id, err := newSendGrid(t, f, w).SendEmail(t.Context(), notify.Email{To: notify.Address{Email: "ann@example.com"}, Subject: "s", Text: "t"})
-			if n := len(f.requests()); n != tc.wantRequests {
+			if n := len(f.Requests()); n != tc.wantRequests {
 				t.Errorf("%d requests, want %d", n, tc.wantRequests)
 			}
-			w.want(t, tc.wantWaits...)
+			w.Want(t, tc.wantWaits...)
 			if tc.wantErr == nil {
 				if err != nil || id != "msg-1" {
 					t.Fatalf("SendEmail = %q, %v; want msg-1", id, err)
@@ -281,7 +282,7 @@ func TestSendGridErrorMessages(t *testing.T) {
 }
 
 func TestSendGridStopsWhenTheContextEnds(t *testing.T) {
-	srv, arrived := hangingAPI(t)
+	srv, arrived := apitest.Hanging(t)
 	sg, err := notify.NewSendGrid(notify.SendGridConfig{APIKey: sendGridKey, From: sender, BaseURL: srv.URL, HTTPClient: srv.Client(),
 		Retry: notify.RetryPolicy{Sleep: func(context.Context, time.Duration) error { t.Error("a cancelled send was retried"); return nil }}})
 	if err != nil {
@@ -300,9 +301,9 @@ func TestSendGridStopsWhenTheContextEnds(t *testing.T) {
 }
 
 func TestSendGridStopsWaitingToRetryWhenTheContextEnds(t *testing.T) {
-	f := newFakeAPI(t, reply{status: 503})
+	f := apitest.NewFakeAPI(t, apitest.Reply{Status: 503})
 	ctx, cancel := context.WithCancel(t.Context())
-	sg := newSendGrid(t, f, &waits{}, func(c *notify.SendGridConfig) {
+	sg := newSendGrid(t, f, &apitest.Waits{}, func(c *notify.SendGridConfig) {
 		c.Retry.Sleep = func(ctx context.Context, d time.Duration) error {
 			cancel()
 			return ctx.Err()
@@ -313,7 +314,7 @@ func TestSendGridStopsWaitingToRetryWhenTheContextEnds(t *testing.T) {
 	if !errors.Is(err, context.Canceled) || !errors.As(err, &se) || se.StatusCode != 503 {
 		t.Fatalf("err = %v, want the 503 and context.Canceled", err)
 	}
-	if n := len(f.requests()); n != 1 {
+	if n := len(f.Requests()); n != 1 {
 		t.Errorf("%d requests, want 1", n)
 	}
 }
@@ -331,9 +332,9 @@ func TestSendGridTimeoutBoundsEachAttempt(t *testing.T) {
 		w.WriteHeader(http.StatusAccepted)
 	}))
 	t.Cleanup(srv.Close)
-	w := &waits{}
+	w := &apitest.Waits{}
 	sg, err := notify.NewSendGrid(notify.SendGridConfig{APIKey: sendGridKey, From: sender, BaseURL: srv.URL, HTTPClient: srv.Client(),
-		Timeout: 50 * time.Millisecond, Retry: notify.RetryPolicy{Sleep: w.sleep}, Logger: slog.New(slog.DiscardHandler)})
+		Timeout: 50 * time.Millisecond, Retry: notify.RetryPolicy{Sleep: w.Sleep}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +345,7 @@ func TestSendGridTimeoutBoundsEachAttempt(t *testing.T) {
 	if n := calls.Load(); n != 2 {
 		t.Errorf("%d requests, want 2", n)
 	}
-	w.want(t, time.Second)
+	w.Want(t, time.Second)
 }
 
 func TestSendGridKeepsTheKeySecret(t *testing.T) {
@@ -352,8 +353,8 @@ func TestSendGridKeepsTheKeySecret(t *testing.T) {
 	var logged bytes.Buffer
 	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "sendgrid", cfg)
 	slog.New(slog.NewTextHandler(&logged, nil)).Info("config", "sendgrid", cfg)
-	f := newFakeAPI(t, reply{status: 401, body: `{"errors":[{"message":"bad key"}]}`})
-	_, err := newSendGrid(t, f, &waits{}).SendEmail(t.Context(), notify.Email{To: notify.Address{Email: "a@example.com"}, Subject: "s", Text: "t"})
+	f := apitest.NewFakeAPI(t, apitest.Reply{Status: 401, Body: `{"errors":[{"message":"bad key"}]}`})
+	_, err := newSendGrid(t, f, &apitest.Waits{}).SendEmail(t.Context(), notify.Email{To: notify.Address{Email: "a@example.com"}, Subject: "s", Text: "t"})
 	for _, s := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), fmt.Sprintf("%s", &cfg), logged.String(), err.Error()} {
 		if strings.Contains(s, sendGridKey) {
 			t.Errorf("the API key shows in %q", s)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dartmouth-gw/dartmouth/agents/pa/internal/apitest"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -23,18 +24,18 @@ const (
 )
 
 // created is Twilio's answer to a message it took, as the API documents it (abridged).
-var created = reply{status: http.StatusCreated, body: `{"account_sid":"` + twilioAccount + `","api_version":"2010-04-01",
+var created = apitest.Reply{Status: http.StatusCreated, Body: `{"account_sid":"` + twilioAccount + `","api_version":"2010-04-01",
 	"body":"Call mom","date_created":"Tue, 04 Mar 2025 15:04:05 +0000","direction":"outbound-api","error_code":null,
 	"error_message":null,"from":"+15017122661","messaging_service_sid":null,"num_media":"0","num_segments":"1",
 	"price":null,"sid":"SM1234567890abcdef1234567890abcdef","status":"queued","to":"+14155552671",
 	"uri":"/2010-04-01/Accounts/` + twilioAccount + `/Messages/SM1234567890abcdef1234567890abcdef.json"}`}
 
-// newTwilio is a client of f whose retries are recorded instead of waited for.
-func newTwilio(t *testing.T, f *fakeAPI, w *waits, configure ...func(*notify.TwilioConfig)) *notify.Twilio {
+// newTwilio is a client of f whose retries are apitest.Request instead of waited for.
+func newTwilio(t *testing.T, f *apitest.FakeAPI, w *apitest.Waits, configure ...func(*notify.TwilioConfig)) *notify.Twilio {
 	t.Helper()
 	cfg := notify.TwilioConfig{
-		AccountSID: twilioAccount, AuthToken: twilioToken, From: twilioFrom, BaseURL: f.srv.URL, HTTPClient: f.srv.Client(),
-		Retry: notify.RetryPolicy{Sleep: w.sleep}, Now: now, Logger: slog.New(slog.DiscardHandler),
+		AccountSID: twilioAccount, AuthToken: twilioToken, From: twilioFrom, BaseURL: f.Srv.URL, HTTPClient: f.Srv.Client(),
+		Retry: notify.RetryPolicy{Sleep: w.Sleep}, Now: now, Logger: slog.New(slog.DiscardHandler),
 	}
 	for _, c := range configure {
 		c(&cfg)
@@ -83,28 +84,28 @@ func TestTwilioSendsTheDocumentedMessagesRequest(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeAPI(t, created)
+			f := apitest.NewFakeAPI(t, created)
 			var configure []func(*notify.TwilioConfig)
 			if tc.configure != nil {
 				configure = append(configure, tc.configure)
 			}
-			res, err := newTwilio(t, f, &waits{}, configure...).SendSMS(t.Context(), tc.sms)
+			res, err := newTwilio(t, f, &apitest.Waits{}, configure...).SendSMS(t.Context(), tc.sms)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if want := (notify.SMSResult{SID: "SM1234567890abcdef1234567890abcdef", Status: "queued"}); res != want {
 				t.Errorf("result %+v, want %+v", res, want)
 			}
-			req := f.only(t)
-			if want := "/2010-04-01/Accounts/" + twilioAccount + "/Messages.json"; req.method != http.MethodPost || req.path != want {
-				t.Errorf("%s %s, want POST %s", req.method, req.path, want)
+			req := f.Only(t)
+			if want := "/2010-04-01/Accounts/" + twilioAccount + "/Messages.json"; req.Method != http.MethodPost || req.Path != want {
+				t.Errorf("%s %s, want POST %s", req.Method, req.Path, want)
 			}
-			wantHeader(t, req.header, map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
-			r := &http.Request{Header: req.header}
+			apitest.WantHeader(t, req.Header, map[string]string{"Content-Type": "application/x-www-form-urlencoded"})
+			r := &http.Request{Header: req.Header}
 			if user, pass, ok := r.BasicAuth(); !ok || user != tc.wantUser || pass != twilioToken {
 				t.Errorf("basic auth %q:%q (%v), want %q and the token", user, pass, ok, tc.wantUser)
 			}
-			if got := req.form(t); !reflect.DeepEqual(got, tc.wantForm) {
+			if got := req.Form(t); !reflect.DeepEqual(got, tc.wantForm) {
 				t.Errorf("form %v, want %v", got, tc.wantForm)
 			}
 		})
@@ -125,22 +126,22 @@ func TestTwilioRefusesBadInputBeforeSending(t *testing.T) {
 		{"body too long", notify.SMS{To: "+14155552671", Body: strings.Repeat("é", notify.MaxSMSLength+1)}, "has 1601 characters, more than 1600"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeAPI(t, created)
-			_, err := newTwilio(t, f, &waits{}).SendSMS(t.Context(), tc.sms)
+			f := apitest.NewFakeAPI(t, created)
+			_, err := newTwilio(t, f, &apitest.Waits{}).SendSMS(t.Context(), tc.sms)
 			if !errors.Is(err, notify.ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("err = %v, want ErrInvalid saying %q", err, tc.want)
 			}
-			if n := len(f.requests()); n != 0 {
+			if n := len(f.Requests()); n != 0 {
 				t.Errorf("%d requests were sent for bad input", n)
 			}
 		})
 	}
 	t.Run("the longest body is sent", func(t *testing.T) {
-		f := newFakeAPI(t, created)
-		if _, err := newTwilio(t, f, &waits{}).SendSMS(t.Context(), notify.SMS{To: "+14155552671", Body: strings.Repeat("é", notify.MaxSMSLength)}); err != nil {
+		f := apitest.NewFakeAPI(t, created)
+		if _, err := newTwilio(t, f, &apitest.Waits{}).SendSMS(t.Context(), notify.SMS{To: "+14155552671", Body: strings.Repeat("é", notify.MaxSMSLength)}); err != nil {
 			t.Fatal(err)
 		}
-		f.only(t)
+		f.Only(t)
 	})
 }
 
@@ -164,12 +165,12 @@ func TestNewTwilioChecksItsConfiguration(t *testing.T) {
 }
 
 func TestTwilioFailuresAndRetries(t *testing.T) {
-	twilioError := func(status, code int, message string, header map[string]string) reply {
-		return reply{status: status, header: header, body: fmt.Sprintf(`{"code":%d,"message":%q,"more_info":"https://www.twilio.com/docs/errors/%d","status":%d}`, code, message, code, status)}
+	twilioError := func(status, code int, message string, header map[string]string) apitest.Reply {
+		return apitest.Reply{Status: status, Header: header, Body: fmt.Sprintf(`{"code":%d,"message":%q,"more_info":"https://www.twilio.com/docs/errors/%d","status":%d}`, code, message, code, status)}
 	}
 	for _, tc := range []struct {
 		name         string
-		replies      []reply
+		replies      []apitest.Reply
 		wantRequests int
 		wantWaits    []time.Duration
 		// wantErr nil means the send must succeed in the end; its Err is checked for presence only.
@@ -178,31 +179,31 @@ func TestTwilioFailuresAndRetries(t *testing.T) {
 	}{
 		{
 			name:         "400 invalid number is not retried",
-			replies:      []reply{twilioError(400, 21211, "The 'To' number +15555555555 is not a valid phone number.", nil)},
+			replies:      []apitest.Reply{twilioError(400, 21211, "The 'To' number +15555555555 is not a valid phone number.", nil)},
 			wantRequests: 1,
 			wantErr:      &notify.TwilioError{StatusCode: 400, Code: 21211, Message: "The 'To' number +15555555555 is not a valid phone number.", MoreInfo: "https://www.twilio.com/docs/errors/21211"},
 		},
 		{
 			name:         "401 is not retried",
-			replies:      []reply{twilioError(401, 20003, "Authenticate", nil)},
+			replies:      []apitest.Reply{twilioError(401, 20003, "Authenticate", nil)},
 			wantRequests: 1,
 			wantErr:      &notify.TwilioError{StatusCode: 401, Code: 20003, Message: "Authenticate", MoreInfo: "https://www.twilio.com/docs/errors/20003"},
 		},
 		{
 			name:         "429 waits as long as Retry-After says",
-			replies:      []reply{twilioError(429, 20429, "Too Many Requests", map[string]string{"Retry-After": "2"}), created},
+			replies:      []apitest.Reply{twilioError(429, 20429, "Too Many Requests", map[string]string{"Retry-After": "2"}), created},
 			wantRequests: 2,
 			wantWaits:    []time.Duration{2 * time.Second},
 		},
 		{
 			name:         "429 without Retry-After backs off",
-			replies:      []reply{twilioError(429, 20429, "Too Many Requests", nil), twilioError(429, 20429, "Too Many Requests", nil), created},
+			replies:      []apitest.Reply{twilioError(429, 20429, "Too Many Requests", nil), twilioError(429, 20429, "Too Many Requests", nil), created},
 			wantRequests: 3,
 			wantWaits:    []time.Duration{time.Second, 2 * time.Second},
 		},
 		{
 			name:         "500 that is not JSON is retried, then reported",
-			replies:      []reply{{status: 500, body: "<html>Internal Server Error</html>"}},
+			replies:      []apitest.Reply{{Status: 500, Body: "<html>Internal Server Error</html>"}},
 			wantRequests: 3,
 			wantWaits:    []time.Duration{time.Second, 2 * time.Second},
 			wantErr:      &notify.TwilioError{StatusCode: 500, Message: "<html>Internal Server Error</html>"},
@@ -210,19 +211,19 @@ func TestTwilioFailuresAndRetries(t *testing.T) {
 		},
 		{
 			name:         "a created message with an unreadable answer is not sent twice",
-			replies:      []reply{{status: 201, body: `{"sid": "SM12`}},
+			replies:      []apitest.Reply{{Status: 201, Body: `{"sid": "SM12`}},
 			wantRequests: 1,
 			wantErr:      &notify.TwilioError{StatusCode: 201, Message: "unreadable answer, the message may have been sent"},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFakeAPI(t, tc.replies...)
-			w := &waits{}
+			f := apitest.NewFakeAPI(t, tc.replies...)
+			w := &apitest.Waits{}
 			res, err := newTwilio(t, f, w).SendSMS(t.Context(), notify.SMS{To: "+14155552671", Body: "Call mom"})
-			if n := len(f.requests()); n != tc.wantRequests {
+			if n := len(f.Requests()); n != tc.wantRequests {
 				t.Errorf("%d requests, want %d", n, tc.wantRequests)
 			}
-			w.want(t, tc.wantWaits...)
+			w.Want(t, tc.wantWaits...)
 			if tc.wantErr == nil {
 				if err != nil || res.SID == "" {
 					t.Fatalf("SendSMS = %+v, %v; want success", res, err)
@@ -262,7 +263,7 @@ func TestTwilioErrorMessages(t *testing.T) {
 }
 
 func TestTwilioStopsWhenTheContextEnds(t *testing.T) {
-	srv, arrived := hangingAPI(t)
+	srv, arrived := apitest.Hanging(t)
 	tw, err := notify.NewTwilio(notify.TwilioConfig{AccountSID: twilioAccount, AuthToken: twilioToken, From: twilioFrom, BaseURL: srv.URL, HTTPClient: srv.Client(),
 		Retry: notify.RetryPolicy{Sleep: func(context.Context, time.Duration) error { t.Error("a cancelled send was retried"); return nil }}})
 	if err != nil {
@@ -284,8 +285,8 @@ func TestTwilioKeepsTheTokenSecret(t *testing.T) {
 	cfg := notify.TwilioConfig{AccountSID: twilioAccount, AuthToken: twilioToken, From: twilioFrom}
 	var logged bytes.Buffer
 	slog.New(slog.NewJSONHandler(&logged, nil)).Info("config", "twilio", cfg)
-	f := newFakeAPI(t, reply{status: 401, body: `{"code":20003,"message":"Authenticate","more_info":"https://www.twilio.com/docs/errors/20003","status":401}`})
-	_, err := newTwilio(t, f, &waits{}).SendSMS(t.Context(), notify.SMS{To: "+14155552671", Body: "x"})
+	f := apitest.NewFakeAPI(t, apitest.Reply{Status: 401, Body: `{"code":20003,"message":"Authenticate","more_info":"https://www.twilio.com/docs/errors/20003","status":401}`})
+	_, err := newTwilio(t, f, &apitest.Waits{}).SendSMS(t.Context(), notify.SMS{To: "+14155552671", Body: "x"})
 	for _, s := range []string{fmt.Sprint(cfg), fmt.Sprintf("%+v", cfg), logged.String(), err.Error()} {
 		if strings.Contains(s, twilioToken) {
 			t.Errorf("the auth token shows in %q", s)
