@@ -18,10 +18,10 @@
 package pgtest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dartmouth-gw/dartmouth/session/internal/testproc"
 	"net"
 	"os"
 	"os/exec"
@@ -57,7 +57,7 @@ type Server struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan error
-	logs   *lineWatcher
+	logs   *testproc.LineWatcher
 
 	databases atomic.Int64
 }
@@ -238,7 +238,7 @@ func start() (*Server, error) {
 	}
 	var lastErr error
 	for range 5 { // another process may take the free port before the server binds it
-		if s.port, err = freePort(); err != nil {
+		if s.port, err = testproc.FreePort(); err != nil {
 			s.destroy()
 			return nil, fmt.Errorf("pgtest: %w", err)
 		}
@@ -270,8 +270,8 @@ func (s *Server) command(name string, args ...string) *exec.Cmd {
 }
 
 func (s *Server) launch() error {
-	ready := make(chan struct{})
-	logs := &lineWatcher{match: "database system is ready to accept connections", ready: ready}
+	logs := testproc.NewLineWatcher("database system is ready to accept connections")
+	ready := logs.Ready()
 	cmd := s.command("postgres", "-D", s.data, "-p", strconv.Itoa(s.port), "-h", "127.0.0.1", "-k", s.dir,
 		"-F", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200")
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -356,40 +356,4 @@ func serverAccount() (*account, error) {
 		return nil, fmt.Errorf("pgtest: postgres gid %q: %w", u.Gid, err)
 	}
 	return &account{name: u.Username, uid: uint32(uid), gid: uint32(gid)}, nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// lineWatcher keeps the output and closes ready at the first line containing match.
-type lineWatcher struct {
-	match string
-	ready chan struct{}
-
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	seen bool
-}
-
-func (w *lineWatcher) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if !w.seen && strings.Contains(w.buf.String(), w.match) {
-		w.seen = true
-		close(w.ready)
-	}
-	return len(p), nil
-}
-
-func (w *lineWatcher) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
 }

@@ -7,9 +7,9 @@ package redistest
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
+	"github.com/dartmouth-gw/dartmouth/session/internal/testproc"
 	"net"
 	"os"
 	"os/exec"
@@ -36,7 +36,7 @@ type Server struct {
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	exited chan error
-	logs   *lineWatcher
+	logs   *testproc.LineWatcher
 }
 
 // Start runs redis-server and waits until it answers PING. It is killed in t.Cleanup.
@@ -53,7 +53,7 @@ func Start(t testing.TB) *Server {
 	t.Cleanup(s.Stop)
 	var lastErr error
 	for range 5 { // another process may take the free port before redis-server binds it
-		if s.port, err = freePort(); err != nil {
+		if s.port, err = testproc.FreePort(); err != nil {
 			t.Fatal(err)
 		}
 		if lastErr = s.launch(); lastErr == nil {
@@ -116,8 +116,8 @@ func (s *Server) Logs() string {
 }
 
 func (s *Server) launch() error {
-	ready := make(chan struct{})
-	logs := &lineWatcher{match: "Ready to accept connections", ready: ready}
+	logs := testproc.NewLineWatcher("Ready to accept connections")
+	ready := logs.Ready()
 	cmd := exec.Command(s.bin,
 		"--port", strconv.Itoa(s.port), "--bind", "127.0.0.1", "--dir", s.dir,
 		"--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", "", "--loglevel", "notice")
@@ -167,40 +167,4 @@ func ping(addr string) error {
 		return errors.New("unexpected answer " + strconv.Quote(line))
 	}
 	return nil
-}
-
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
-}
-
-// lineWatcher keeps the output and closes ready at the first line containing match.
-type lineWatcher struct {
-	match string
-	ready chan struct{}
-
-	mu   sync.Mutex
-	buf  bytes.Buffer
-	seen bool
-}
-
-func (w *lineWatcher) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if !w.seen && strings.Contains(w.buf.String(), w.match) {
-		w.seen = true
-		close(w.ready)
-	}
-	return len(p), nil
-}
-
-func (w *lineWatcher) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
 }
